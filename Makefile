@@ -1,0 +1,42 @@
+# KloudLens: the two commands (see README.md).
+#   sudo make run   install what is missing, build, run the pipeline on this host
+#   sudo make test  install what is missing, build, run every test (plain + ASan/UBSan)
+BUILD     ?= build
+BUILD_SAN ?= build-san
+MESON_OPTS ?= -Dwerror=true
+
+.PHONY: all deps build build-san test test-plain test-san run bench clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized $(MESON_OPTS)
+
+$(BUILD_SAN)/build.ninja:
+	meson setup $(BUILD_SAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+
+build-san: deps $(BUILD_SAN)/build.ninja
+	meson compile -C $(BUILD_SAN)
+
+test-plain: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+
+test-san: build-san
+	meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2 --timeout-multiplier 3
+
+test: test-plain test-san
+
+run: build
+	bash scripts/run.sh $(BUILD)
+
+bench: build
+	$(BUILD)/libshm/libshm-bench
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SAN)

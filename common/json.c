@@ -1,0 +1,499 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * json.c - JSON-lines encoding of ring records (klrec print, klctl,
+ * golden files). Hand-rolled rather than jansson: it runs per record in
+ * `klrec print --follow` and must not allocate per field.
+ *
+ * Conventions later stages follow: snake_case keys, integers as JSON
+ * numbers, syscall numbers also by "syscall" name, strings escaped with
+ * invalid UTF-8 bytes as \u00XX, binary blobs as base64.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <kloudlens/recutil.h>
+
+static bool buf_grow(struct kl_buf *b, size_t need)
+{
+	size_t cap;
+	char *p;
+
+	if (b->oom)
+		return false;
+	if (b->len + need + 1 <= b->cap)
+		return true;
+	cap = b->cap ? b->cap : 512;
+	while (cap < b->len + need + 1)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p) {
+		b->oom = true;
+		return false;
+	}
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+void kl_buf_free(struct kl_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+void kl_buf_reset(struct kl_buf *b)
+{
+	b->len = 0;
+	if (b->p)
+		b->p[0] = 0;
+}
+
+void kl_buf_putc(struct kl_buf *b, char c)
+{
+	if (!buf_grow(b, 1))
+		return;
+	b->p[b->len++] = c;
+	b->p[b->len] = 0;
+}
+
+static void buf_put(struct kl_buf *b, const char *s, size_t n)
+{
+	if (!buf_grow(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
+void kl_buf_puts(struct kl_buf *b, const char *s)
+{
+	buf_put(b, s, strlen(s));
+}
+
+void kl_buf_printf(struct kl_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !buf_grow(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s (max n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t need;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		need = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		need = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		need = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* reject overlong forms, surrogates and out-of-range code points */
+	if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return need;
+}
+
+void kl_buf_json_str(struct kl_buf *b, const void *data, size_t len)
+{
+	const unsigned char *s = data;
+	char esc[8];
+
+	kl_buf_putc(b, '"');
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			buf_put(b, esc, 2);
+			i++;
+		} else if (c == '\n') {
+			buf_put(b, "\\n", 2);
+			i++;
+		} else if (c == '\t') {
+			buf_put(b, "\\t", 2);
+			i++;
+		} else if (c == '\r') {
+			buf_put(b, "\\r", 2);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			buf_put(b, esc, 6);
+			i++;
+		} else if (c < 0x80) {
+			kl_buf_putc(b, (char)c);
+			i++;
+		} else {
+			size_t n = utf8_len(s + i, len - i);
+			if (n) {
+				buf_put(b, (const char *)s + i, n);
+				i += n;
+			} else {
+				snprintf(esc, sizeof(esc), "\\u%04x", c);
+				buf_put(b, esc, 6);
+				i++;
+			}
+		}
+	}
+	kl_buf_putc(b, '"');
+}
+
+static void put_base64(struct kl_buf *b, const uint8_t *d, size_t n)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char out[4];
+
+	kl_buf_putc(b, '"');
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)d[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)d[i + 1] << 8;
+		if (i + 2 < n)
+			v |= d[i + 2];
+		out[0] = tbl[(v >> 18) & 63];
+		out[1] = tbl[(v >> 12) & 63];
+		out[2] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+		out[3] = i + 2 < n ? tbl[v & 63] : '=';
+		buf_put(b, out, 4);
+	}
+	kl_buf_putc(b, '"');
+}
+
+static void put_ip(struct kl_buf *b, uint16_t family, const uint8_t addr[16])
+{
+	char s[INET6_ADDRSTRLEN] = "";
+
+	if (family == AF_INET)
+		inet_ntop(AF_INET, addr, s, sizeof(s));
+	else if (family == AF_INET6)
+		inet_ntop(AF_INET6, addr, s, sizeof(s));
+	kl_buf_json_str(b, s, strlen(s));
+}
+
+/* struct sockaddr bytes -> {"family":"inet","addr":"1.2.3.4","port":80} */
+static void put_sockaddr(struct kl_buf *b, const uint8_t *d, size_t n)
+{
+	sa_family_t fam;
+	char s[INET6_ADDRSTRLEN];
+
+	if (n < sizeof(fam)) {
+		kl_buf_puts(b, "null");
+		return;
+	}
+	memcpy(&fam, d, sizeof(fam));
+	if (fam == AF_INET && n >= sizeof(struct sockaddr_in)) {
+		struct sockaddr_in sin;
+		memcpy(&sin, d, sizeof(sin));
+		inet_ntop(AF_INET, &sin.sin_addr, s, sizeof(s));
+		kl_buf_printf(b, "{\"family\":\"inet\",\"addr\":\"%s\",\"port\":%u}", s, ntohs(sin.sin_port));
+	} else if (fam == AF_INET6 && n >= sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 sin6;
+		memcpy(&sin6, d, sizeof(sin6));
+		inet_ntop(AF_INET6, &sin6.sin6_addr, s, sizeof(s));
+		kl_buf_printf(b, "{\"family\":\"inet6\",\"addr\":\"%s\",\"port\":%u}", s, ntohs(sin6.sin6_port));
+	} else if (fam == AF_UNIX) {
+		const char *path = (const char *)d + sizeof(fam);
+		size_t plen = n - sizeof(fam);
+		bool abstract = plen > 0 && path[0] == 0;
+		if (abstract) {
+			path++;
+			plen--;
+		}
+		size_t sl = strnlen(path, plen);
+		kl_buf_printf(b, "{\"family\":\"unix\",\"abstract\":%s,\"path\":", abstract ? "true" : "false");
+		kl_buf_json_str(b, path, abstract ? plen : sl);
+		kl_buf_putc(b, '}');
+	} else {
+		kl_buf_printf(b, "{\"family\":%u,\"raw\":", fam);
+		put_base64(b, d, n);
+		kl_buf_putc(b, '}');
+	}
+}
+
+/* "a\0b\0" -> ["a","b"] */
+static void put_strlist(struct kl_buf *b, const uint8_t *d, size_t n)
+{
+	bool first = true;
+	size_t i = 0;
+
+	kl_buf_putc(b, '[');
+	while (i < n) {
+		size_t l = strnlen((const char *)d + i, n - i);
+		if (!first)
+			kl_buf_putc(b, ',');
+		kl_buf_json_str(b, d + i, l);
+		first = false;
+		i += l + 1;
+	}
+	kl_buf_putc(b, ']');
+}
+
+/* "k=v\0k=v\0" -> {"k":"v"} */
+static void put_kvlist(struct kl_buf *b, const uint8_t *d, size_t n)
+{
+	bool first = true;
+	size_t i = 0;
+
+	kl_buf_putc(b, '{');
+	while (i < n) {
+		size_t l = strnlen((const char *)d + i, n - i);
+		const uint8_t *eq = memchr(d + i, '=', l);
+		size_t kl = eq ? (size_t)(eq - (d + i)) : l;
+		if (!first)
+			kl_buf_putc(b, ',');
+		kl_buf_json_str(b, d + i, kl);
+		kl_buf_putc(b, ':');
+		if (eq)
+			kl_buf_json_str(b, eq + 1, l - kl - 1);
+		else
+			kl_buf_puts(b, "\"\"");
+		first = false;
+		i += l + 1;
+	}
+	kl_buf_putc(b, '}');
+}
+
+static void put_fields(struct kl_buf *b, uint16_t type, const void *rec, size_t len)
+{
+	struct kl_field_iter it;
+	struct kl_field_view f;
+	char name[16];
+
+	if (kl_field_iter_init(&it, type, rec, len))
+		return;
+	while (kl_field_next(&it, &f)) {
+		const char *fname = kl_field_name(f.id);
+		if (!fname) {
+			snprintf(name, sizeof(name), "field_%u", f.id);
+			fname = name;
+		}
+		kl_buf_printf(b, ",\"%s\":", fname);
+		switch (f.id) {
+		case KL_F_ARGV:
+		case KL_F_ENV:
+			put_strlist(b, f.data, f.len);
+			break;
+		case KL_F_LABELS:
+		case KL_F_ANNOTATIONS:
+			put_kvlist(b, f.data, f.len);
+			break;
+		case KL_F_SOCKADDR:
+		case KL_F_SOCKADDR2:
+			put_sockaddr(b, f.data, f.len);
+			break;
+		case KL_F_DATA:
+			put_base64(b, f.data, f.len);
+			break;
+		default:
+			kl_buf_json_str(b, f.data, strnlen((const char *)f.data, f.len));
+		}
+		if (f.truncated) {
+			kl_buf_printf(b, ",\"%s_truncated\":true", fname);
+		}
+	}
+}
+
+static void put_event(struct kl_buf *b, const struct kl_event *ev)
+{
+	kl_buf_printf(b, ",\"seq\":%llu,\"ts_ns\":%llu,\"pid\":%u,\"tid\":%u,\"ns_pid\":%u,\"ppid\":%u,"
+		      "\"uid\":%u,\"gid\":%u,\"start_ns\":%llu,\"cgroup_id\":%llu,\"mnt_ns\":%u,\"pid_ns\":%u,\"comm\":",
+		      (unsigned long long)ev->seq, (unsigned long long)ev->ts_ns, ev->pid, ev->tid,
+		      ev->ns_pid, ev->ppid, ev->uid, ev->gid, (unsigned long long)ev->start_ns,
+		      (unsigned long long)ev->cgroup_id, ev->mnt_ns, ev->pid_ns);
+	kl_buf_json_str(b, ev->comm, strnlen(ev->comm, sizeof(ev->comm)));
+	if (ev->flags & KL_EV_BOOTSTRAP)
+		kl_buf_puts(b, ",\"bootstrap\":true");
+	if (ev->flags & KL_EV_TRUNCATED)
+		kl_buf_puts(b, ",\"truncated\":true");
+}
+
+static const char *proc_kind(uint32_t k)
+{
+	switch (k) {
+	case KL_PROC_FORK: return "fork";
+	case KL_PROC_EXEC: return "exec";
+	case KL_PROC_EXIT: return "exit";
+	case KL_PROC_SNAPSHOT: return "snapshot";
+	default: return "unknown";
+	}
+}
+
+static const char *ctr_kind(uint32_t k)
+{
+	switch (k) {
+	case KL_CTR_START: return "start";
+	case KL_CTR_STOP: return "stop";
+	case KL_CTR_SNAPSHOT: return "snapshot";
+	default: return "unknown";
+	}
+}
+
+static const char *runtime_name(uint32_t k)
+{
+	static const char *const n[] = { "unknown", "containerd", "runc", "crun", "cri-o", "docker" };
+	return k < sizeof(n) / sizeof(n[0]) ? n[k] : "unknown";
+}
+
+static const char *loss_where(uint32_t w)
+{
+	switch (w) {
+	case KL_LOSS_BPF_RESERVE: return "bpf_reserve";
+	case KL_LOSS_SHED: return "shed";
+	case KL_LOSS_RING: return "ring";
+	case KL_LOSS_PENDING: return "pending";
+	default: return "unknown";
+	}
+}
+
+void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len, uint64_t ring_seq)
+{
+	const struct kl_rec_info *ri = kl_rec_info(type);
+	enum kl_rec_err e = kl_rec_validate(type, rec, len);
+
+	if (e) {
+		kl_buf_printf(b, "{\"type\":\"invalid\",\"error\":\"%s\",\"rec_type\":%u,\"len\":%zu",
+			      kl_rec_strerror(e), type, len);
+		if (ring_seq != UINT64_MAX)
+			kl_buf_printf(b, ",\"ring_seq\":%llu", (unsigned long long)ring_seq);
+		kl_buf_putc(b, '}');
+		return;
+	}
+	kl_buf_printf(b, "{\"type\":\"%s\"", ri->name);
+	if (ring_seq != UINT64_MAX)
+		kl_buf_printf(b, ",\"ring_seq\":%llu", (unsigned long long)ring_seq);
+	put_event(b, rec);
+
+	switch (type) {
+	case KL_REC_SYSCALL: {
+		struct kl_syscall sc;
+		const char *name;
+		memcpy(&sc, rec, sizeof(sc));
+		name = kl_syscall_name(sc.nr);
+		kl_buf_puts(b, ",\"syscall\":");
+		if (name)
+			kl_buf_printf(b, "\"%s\"", name);
+		else
+			kl_buf_printf(b, "\"syscall_%u\"", sc.nr);
+		/* Signed: -100 (AT_FDCWD) reads better than 2^64-100, and every JSON
+		 * parser holds an int64 exactly. */
+		kl_buf_printf(b, ",\"nr\":%u,\"category\":\"%s\",\"args\":[%lld,%lld,%lld,%lld,%lld,%lld],"
+			      "\"ret\":%lld,\"duration_ns\":%llu",
+			      sc.nr, kl_category_name(sc.category) ? kl_category_name(sc.category) : "unknown",
+			      (long long)sc.args[0], (long long)sc.args[1], (long long)sc.args[2],
+			      (long long)sc.args[3], (long long)sc.args[4], (long long)sc.args[5],
+			      (long long)sc.ret, (unsigned long long)sc.duration_ns);
+		if (sc.sflags & KL_SC_NO_EXIT)
+			kl_buf_puts(b, ",\"no_exit\":true");
+		if (sc.sflags & KL_SC_ARGS_TRUNC)
+			kl_buf_puts(b, ",\"args_truncated\":true");
+		if (sc.sflags & KL_SC_ENTRY_ONLY)
+			kl_buf_puts(b, ",\"entry_only\":true");
+		break;
+	}
+	case KL_REC_PROC: {
+		struct kl_proc p;
+		memcpy(&p, rec, sizeof(p));
+		kl_buf_printf(b, ",\"kind\":\"%s\",\"parent_pid\":%u,\"parent_start_ns\":%llu",
+			      proc_kind(p.kind), p.parent_pid, (unsigned long long)p.parent_start_ns);
+		if (p.kind == KL_PROC_EXIT)
+			kl_buf_printf(b, ",\"exit_code\":%d", p.exit_code);
+		if (p.kind == KL_PROC_FORK)
+			kl_buf_printf(b, ",\"child_tid\":%u", p.child_tid);
+		if (p.kind == KL_PROC_EXEC)
+			kl_buf_printf(b, ",\"old_pid\":%u", p.old_pid);
+		kl_buf_printf(b, ",\"nthreads\":%u,\"net_ns\":%u,\"ipc_ns\":%u,\"uts_ns\":%u,\"euid\":%u,"
+			      "\"cap_effective\":%llu",
+			      p.nthreads, p.net_ns, p.ipc_ns, p.uts_ns, p.euid,
+			      (unsigned long long)p.cap_effective);
+		break;
+	}
+	case KL_REC_CONTAINER: {
+		struct kl_container c;
+		memcpy(&c, rec, sizeof(c));
+		kl_buf_printf(b, ",\"kind\":\"%s\",\"runtime\":\"%s\",\"init_pid\":%u,\"container_mnt_ns\":%u,"
+			      "\"container_pid_ns\":%u,\"net_ns\":%u,\"ipc_ns\":%u,\"uts_ns\":%u",
+			      ctr_kind(c.kind), runtime_name(c.runtime), c.init_pid, c.mnt_ns, c.pid_ns,
+			      c.net_ns, c.ipc_ns, c.uts_ns);
+		if (c.kind == KL_CTR_STOP)
+			kl_buf_printf(b, ",\"exit_code\":%d", c.exit_code);
+		break;
+	}
+	case KL_REC_DNS: {
+		struct kl_dns d;
+		memcpy(&d, rec, sizeof(d));
+		kl_buf_printf(b, ",\"direction\":\"%s\",\"proto\":\"%s\",\"saddr\":",
+			      d.direction == KL_DIR_EGRESS ? "egress" : d.direction == KL_DIR_INGRESS ? "ingress" : "unknown",
+			      d.proto == IPPROTO_TCP ? "tcp" : d.proto == IPPROTO_UDP ? "udp" : "other");
+		put_ip(b, d.family, d.saddr);
+		kl_buf_printf(b, ",\"sport\":%u,\"daddr\":", d.sport);
+		put_ip(b, d.family, d.daddr);
+		kl_buf_printf(b, ",\"dport\":%u,\"sock_cookie\":%llu,\"msg_len\":%u", d.dport,
+			      (unsigned long long)d.sock_cookie, d.msg_len);
+		break;
+	}
+	case KL_REC_SOCK: {
+		struct kl_sock s;
+		memcpy(&s, rec, sizeof(s));
+		kl_buf_printf(b, ",\"kind\":\"%s\",\"family\":%u,\"proto\":%u,\"saddr\":",
+			      s.kind == KL_SOCK_STATE ? "state" : s.kind == KL_SOCK_CLOSE ? "close" : "unknown",
+			      s.family, s.proto);
+		put_ip(b, s.family, s.saddr);
+		kl_buf_printf(b, ",\"sport\":%u,\"daddr\":", s.sport);
+		put_ip(b, s.family, s.daddr);
+		kl_buf_printf(b, ",\"dport\":%u,\"old_state\":%u,\"new_state\":%u,\"sock_cookie\":%llu,"
+			      "\"bytes_sent\":%llu,\"bytes_received\":%llu",
+			      s.dport, s.old_state, s.new_state, (unsigned long long)s.sock_cookie,
+			      (unsigned long long)s.bytes_sent, (unsigned long long)s.bytes_received);
+		break;
+	}
+	case KL_REC_LOSS: {
+		struct kl_loss l;
+		memcpy(&l, rec, sizeof(l));
+		kl_buf_printf(b, ",\"where\":\"%s\",\"category\":\"%s\",\"count\":%llu", loss_where(l.where),
+			      kl_category_name(l.category) ? kl_category_name(l.category) : "unknown",
+			      (unsigned long long)l.count);
+		break;
+	}
+	case KL_REC_MARK: {
+		struct kl_mark m;
+		memcpy(&m, rec, sizeof(m));
+		kl_buf_printf(b, ",\"id\":%llu,\"value\":%llu", (unsigned long long)m.id,
+			      (unsigned long long)m.value);
+		break;
+	}
+	}
+	put_fields(b, type, rec, len);
+	kl_buf_putc(b, '}');
+}

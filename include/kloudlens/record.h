@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * record.h - every record type that crosses a KloudLens ring.
+ *
+ * Shared by the BPF programs, every stage and the tests, so it uses only
+ * the kernel's fixed-width types, no pointers, explicit padding, and a
+ * _Static_assert on every struct size: a layout change that is not a
+ * schema-version bump fails the build instead of corrupting a ring.
+ *
+ * A record is a fixed C struct followed by a variable tail of TLV fields
+ * (struct kl_field + bytes). The tail is read only through the
+ * bounds-checked iterator in <kloudlens/recutil.h>; a record whose
+ * declared lengths overrun its size is rejected, never read past.
+ */
+#ifndef KLOUDLENS_RECORD_H
+#define KLOUDLENS_RECORD_H
+
+#if defined(__bpf__) || defined(__BPF__)
+/* BPF side: vmlinux.h already provides __u8 .. __u64 */
+#else
+#include <linux/types.h>
+#endif
+
+/* Bump on any incompatible change to a struct in this file. */
+#define KL_SCHEMA_VERSION 1
+
+/*
+ * Registry of record types. Numbers are ABI: never reuse one.
+ * 0x000-0x0ff raw (collector), 0x100 enriched, 0x200 intents,
+ * 0x300 graph, 0x400 deviations, 0xf00 control.
+ */
+enum kl_rec_type {
+	KL_REC_PAD = 0,             /* libshm wrap padding; never delivered */
+	KL_REC_SYSCALL = 1,         /* struct kl_syscall */
+	KL_REC_PROC = 2,            /* struct kl_proc: fork/exec/exit/snapshot */
+	KL_REC_CONTAINER = 3,       /* struct kl_container */
+	KL_REC_DNS = 4,             /* struct kl_dns */
+	KL_REC_SOCK = 5,            /* struct kl_sock */
+	KL_REC_LOSS = 6,            /* struct kl_loss: counted, not silent, loss */
+	KL_REC_ENRICHED = 0x100,    /* reserved: enriched event (enricher issue) */
+	KL_REC_INTENT = 0x200,      /* reserved: intent (intentd issue) */
+	KL_REC_GRAPH = 0x300,       /* reserved: graph edge/session (graphd issue) */
+	KL_REC_DEVIATION = 0x400,   /* reserved: deviation (baselined issue) */
+	KL_REC_MARK = 0xf00,        /* struct kl_mark: test/bench marker */
+};
+
+/* Event categories; they name the eight BPF ring buffers too. */
+enum kl_category {
+	KL_CAT_CRIT = 0,
+	KL_CAT_BULK_FILE = 1,
+	KL_CAT_BULK_NET = 2,
+	KL_CAT_BULK_PROC = 3,
+	KL_CAT_BULK_FILE_META = 4,
+	KL_CAT_DNS = 5,
+	KL_CAT_PROC_LC = 6,
+	KL_CAT_SOCK_LC = 7,
+	KL_CAT__COUNT = 8,
+};
+
+#define KL_COMM_LEN 16
+
+/*
+ * Common head of every event record. Identity of the process is
+ * (pid, start_ns): pids are reused, start times are not.
+ */
+struct kl_event {
+	__u64 seq;          /* node-unique, assigned by the collector */
+	__u64 ts_ns;        /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 start_ns;     /* thread-group leader start, boot-relative ns */
+	__u64 cgroup_id;    /* cgroup v2 id (inode of the v2 directory) */
+	__u32 pid;          /* host tgid */
+	__u32 tid;          /* host tid */
+	__u32 ns_pid;       /* tgid as seen in the task's own pid namespace */
+	__u32 ppid;         /* host tgid of the real parent */
+	__u32 uid;
+	__u32 gid;
+	__u32 mnt_ns;       /* mount namespace inum */
+	__u32 pid_ns;       /* pid namespace inum */
+	char comm[KL_COMM_LEN];
+	__u32 flags;        /* KL_EV_* */
+	__u32 tail_len;     /* bytes of TLV fields after the fixed struct */
+};
+_Static_assert(sizeof(struct kl_event) == 88, "kl_event layout is ABI");
+
+#define KL_EV_BOOTSTRAP (1u << 0)   /* synthesised from /proc at start */
+#define KL_EV_TRUNCATED (1u << 1)   /* some field in the tail was cut */
+#define KL_EV_SELF      (1u << 2)   /* the agent's own process */
+
+/*
+ * Tail fields. Each is a kl_field header followed by len bytes, packed
+ * back to back (no alignment: read with memcpy). KL_FIELD_TRUNC in id
+ * marks a bounded copy that was cut.
+ */
+struct kl_field {
+	__u16 id;
+	__u16 len;
+};
+_Static_assert(sizeof(struct kl_field) == 4, "kl_field layout is ABI");
+
+#define KL_FIELD_TRUNC 0x8000u
+#define KL_FIELD_ID_MASK 0x7fffu
+
+enum kl_field_id {
+	KL_F_PATH = 1,          /* first path argument, as passed */
+	KL_F_PATH2 = 2,         /* second path (rename/link target) */
+	KL_F_ARGV = 3,          /* NUL-separated argv */
+	KL_F_EXE = 4,           /* executable path */
+	KL_F_CWD = 5,
+	KL_F_SOCKADDR = 6,      /* struct sockaddr bytes (connect/bind/...) */
+	KL_F_SOCKADDR2 = 7,     /* peer returned by accept/recvfrom */
+	KL_F_DATA = 8,          /* opaque payload (a DNS message) */
+	KL_F_FILENAME = 9,      /* execve filename argument */
+	KL_F_ENV = 10,          /* reserved: selected environment */
+	KL_F_CONTAINER_ID = 16,
+	KL_F_CONTAINER_NAME = 17,
+	KL_F_IMAGE = 18,
+	KL_F_LABELS = 19,       /* "k=v\0k=v\0" */
+	KL_F_ANNOTATIONS = 20,  /* "k=v\0k=v\0" */
+	KL_F_POD_NAME = 21,
+	KL_F_POD_NAMESPACE = 22,
+	KL_F_POD_UID = 23,
+	KL_F_SANDBOX_ID = 24,
+	KL_F_CGROUP_PATH = 25,
+	KL_F_BUNDLE = 26,
+	KL_F_RUNTIME = 27,
+	KL_F_NAME = 28,         /* generic name (memfd, module, ...) */
+	KL_F__MAX = 64,
+};
+
+/* --- raw syscall event: entry paired with exit ------------------------ */
+
+#define KL_SC_NO_EXIT    (1u << 0)  /* never returned (exit, exec in old image) */
+#define KL_SC_ARGS_TRUNC (1u << 1)  /* a user-memory copy was bounded */
+#define KL_SC_ENTRY_ONLY (1u << 2)  /* exit lost: task died mid-call */
+
+struct kl_syscall {
+	struct kl_event ev;
+	__u64 args[6];          /* raw register arguments at entry */
+	__s64 ret;              /* return value (-errno on failure) */
+	__u64 duration_ns;      /* exit ts - entry ts; 0 if KL_SC_NO_EXIT */
+	__u32 nr;               /* x86_64 syscall number */
+	__u16 category;         /* enum kl_category */
+	__u16 sflags;           /* KL_SC_* */
+};
+_Static_assert(sizeof(struct kl_syscall) == 160, "kl_syscall layout is ABI");
+
+/* --- process lifecycle ---------------------------------------------- */
+
+enum kl_proc_kind {
+	KL_PROC_FORK = 1,       /* ev = child; parent_* = parent */
+	KL_PROC_EXEC = 2,       /* ev = the process after exec */
+	KL_PROC_EXIT = 3,       /* ev = the exiting thread group */
+	KL_PROC_SNAPSHOT = 4,   /* bootstrap: already running at start */
+};
+
+struct kl_proc {
+	struct kl_event ev;
+	__u32 kind;             /* enum kl_proc_kind */
+	__u32 parent_pid;
+	__u64 parent_start_ns;
+	__s32 exit_code;        /* wait(2)-style status for EXIT */
+	__u32 child_tid;        /* FORK: new thread id (== pid for processes) */
+	__u32 old_pid;          /* EXEC: pid before exec (de_thread) */
+	__u32 nthreads;
+	__u32 net_ns;
+	__u32 ipc_ns;
+	__u32 uts_ns;
+	__u32 euid;
+	__u64 cap_effective;
+};
+_Static_assert(sizeof(struct kl_proc) == 144, "kl_proc layout is ABI");
+
+/* --- container lifecycle --------------------------------------------- */
+
+enum kl_container_kind {
+	KL_CTR_START = 1,
+	KL_CTR_STOP = 2,
+	KL_CTR_SNAPSHOT = 3,    /* already running at collector start */
+};
+
+enum kl_runtime {
+	KL_RT_UNKNOWN = 0,
+	KL_RT_CONTAINERD = 1,
+	KL_RT_RUNC = 2,
+	KL_RT_CRUN = 3,
+	KL_RT_CRIO = 4,
+	KL_RT_DOCKER = 5,
+};
+
+struct kl_container {
+	struct kl_event ev;     /* ev.pid = init pid; ev.cgroup_id = container's */
+	__u32 kind;             /* enum kl_container_kind */
+	__u32 runtime;          /* enum kl_runtime */
+	__u32 init_pid;
+	__u32 mnt_ns;
+	__u32 pid_ns;
+	__u32 net_ns;
+	__u32 ipc_ns;
+	__u32 uts_ns;
+	__s32 exit_code;
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct kl_container) == 128, "kl_container layout is ABI");
+
+/* --- DNS message seen by cgroup_skb ------------------------------------ */
+
+#define KL_DIR_EGRESS  1
+#define KL_DIR_INGRESS 2
+
+struct kl_dns {
+	struct kl_event ev;     /* owning process where known, else pid 0 */
+	__u8 direction;         /* KL_DIR_* */
+	__u8 proto;             /* IPPROTO_UDP / IPPROTO_TCP */
+	__u16 family;           /* AF_INET / AF_INET6 */
+	__u16 sport;            /* host byte order */
+	__u16 dport;
+	__u8 saddr[16];         /* v4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u64 sock_cookie;
+	__u32 msg_len;          /* full DNS message length (tail may be cut) */
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct kl_dns) == 144, "kl_dns layout is ABI");
+
+/* --- socket lifecycle ------------------------------------------------ */
+
+enum kl_sock_kind {
+	KL_SOCK_STATE = 1,      /* TCP state change */
+	KL_SOCK_CLOSE = 2,
+};
+
+struct kl_sock {
+	struct kl_event ev;
+	__u32 kind;
+	__u16 family;
+	__u16 proto;
+	__u16 sport;
+	__u16 dport;
+	__u16 old_state;
+	__u16 new_state;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u64 sock_cookie;
+	__u64 bytes_sent;
+	__u64 bytes_received;
+};
+_Static_assert(sizeof(struct kl_sock) == 160, "kl_sock layout is ABI");
+
+/* --- counted loss ---------------------------------------------------- */
+
+enum kl_loss_where {
+	KL_LOSS_BPF_RESERVE = 1,    /* bpf_ringbuf_reserve failed */
+	KL_LOSS_SHED = 2,           /* adaptive downgrade shed it */
+	KL_LOSS_RING = 3,           /* libshm ring full, drop policy */
+	KL_LOSS_PENDING = 4,        /* entry/exit pairing table full */
+};
+
+struct kl_loss {
+	struct kl_event ev;
+	__u32 where;                /* enum kl_loss_where */
+	__u32 category;             /* enum kl_category */
+	__u64 count;                /* lost since the previous loss record */
+};
+_Static_assert(sizeof(struct kl_loss) == 104, "kl_loss layout is ABI");
+
+/* --- marker: lets tests and benches fence a stream -------------------- */
+
+struct kl_mark {
+	struct kl_event ev;
+	__u64 id;
+	__u64 value;
+};
+_Static_assert(sizeof(struct kl_mark) == 104, "kl_mark layout is ABI");
+
+#endif /* KLOUDLENS_RECORD_H */
