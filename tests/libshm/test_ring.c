@@ -421,7 +421,7 @@ Test(ring, oversized_record)
 
 Test(ring, file_mode_and_reuse_keeps_cursors)
 {
-	struct shm_ring *r = mk(4096, SHM_POLICY_DROP);
+	struct shm_ring *r = mk(4096, SHM_POLICY_DROP), *rc;
 	struct shm_consumer *c;
 	struct shm_rec recs[8];
 	char path[256];
@@ -430,7 +430,9 @@ Test(ring, file_mode_and_reuse_keeps_cursors)
 	snprintf(path, sizeof(path), "%s/t", dir);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0640);
-	cr_assert_eq(shm_consumer_attach(r, "c", SHM_REQUIRED, &c), 0);
+	/* the consumer has its own mapping, as in another process */
+	cr_assert_eq(shm_ring_open(dir, "t", &rc), 0);
+	cr_assert_eq(shm_consumer_attach(rc, "c", SHM_REQUIRED, &c), 0);
 	put(r, 8, 1);
 	put(r, 8, 2);
 	shm_publish(r);
@@ -443,6 +445,7 @@ Test(ring, file_mode_and_reuse_keeps_cursors)
 	cr_assert_eq(recs[2].seq, 2);
 	cr_assert_eq(((const uint8_t *)recs[2].data)[0], 3);
 	shm_consumer_detach(c);
+	shm_ring_close(rc);
 	shm_ring_close(r);
 }
 
