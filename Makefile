@@ -5,12 +5,13 @@ BUILD     ?= build
 BUILD_SAN ?= build-san
 MESON_OPTS ?= -Dwerror=true
 
-.PHONY: all deps build build-san test test-plain test-san run bench clean
+.PHONY: all deps build build-san test test-plain test-san fuzz run bench clean
 
 all: build
 
 deps:
 	bash scripts/deps.sh
+	bash scripts/node-deps.sh
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=debugoptimized $(MESON_OPTS)
@@ -30,7 +31,12 @@ test-plain: build
 test-san: build-san
 	meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2 --timeout-multiplier 3
 
-test: test-plain test-san
+# libFuzzer targets for every parser at a trust boundary, bounded in time.
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	bash tests/fuzz/run-fuzzers.sh $(FUZZ_SECONDS)
+
+test: test-plain test-san fuzz
 
 run: build
 	bash scripts/run.sh $(BUILD)

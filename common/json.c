@@ -184,8 +184,8 @@ static void put_base64(struct kl_buf *b, const uint8_t *d, size_t n)
 			v |= d[i + 2];
 		out[0] = tbl[(v >> 18) & 63];
 		out[1] = tbl[(v >> 12) & 63];
-		out[2] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-		out[3] = i + 2 < n ? tbl[v & 63] : '=';
+		out[2] = i + 1 < n ? tbl[(v >> 6) & 63] : (char)'=';
+		out[3] = i + 2 < n ? tbl[v & 63] : (char)'=';
 		buf_put(b, out, 4);
 	}
 	kl_buf_putc(b, '"');
@@ -311,8 +311,16 @@ static void put_fields(struct kl_buf *b, uint16_t type, const void *rec, size_t 
 			break;
 		case KL_F_SOCKADDR:
 		case KL_F_SOCKADDR2:
+		case KL_F_LOCAL_ADDR:
+		case KL_F_PEER_ADDR:
 			put_sockaddr(b, f.data, f.len);
 			break;
+		case KL_F_FDS: {
+			int32_t fds[2] = { -1, -1 };
+			memcpy(fds, f.data, f.len < sizeof(fds) ? f.len : sizeof(fds));
+			kl_buf_printf(b, "[%d,%d]", fds[0], fds[1]);
+			break;
+		}
 		case KL_F_DATA:
 			put_base64(b, f.data, f.len);
 			break;
@@ -485,6 +493,33 @@ void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len
 			      kl_category_name(l.category) ? kl_category_name(l.category) : "unknown",
 			      (unsigned long long)l.count);
 		break;
+	}
+	case KL_REC_ENRICHED: {
+		struct kl_enriched en;
+		uint16_t rt;
+		const void *raw;
+		size_t rl;
+		const struct kl_rec_info *rri;
+		memcpy(&en, rec, sizeof(en));
+		kl_enriched_raw(rec, len, &rt, &raw, &rl);
+		rri = kl_rec_info(rt);
+		kl_buf_printf(b, ",\"raw_type\":\"%s\",\"process_known\":%s,\"in_container\":%s",
+			      rri ? rri->name : "unknown", en.eflags & KL_EN_PROC_KNOWN ? "true" : "false",
+			      en.eflags & KL_EN_CTR_KNOWN ? "true" : "false");
+		if (en.eflags & KL_EN_EXITED)
+			kl_buf_puts(b, ",\"exited\":true");
+		if (en.eflags & KL_EN_FD_RESOLVED)
+			kl_buf_printf(b, ",\"fd_kind\":\"%s\"", kl_fd_kind_name(en.fd_kind));
+		if (en.eflags & KL_EN_FD2_RESOLVED)
+			kl_buf_printf(b, ",\"fd2_kind\":\"%s\"", kl_fd_kind_name(en.fd2_kind));
+		kl_buf_printf(b, ",\"parent_pid\":%u,\"parent_start_ns\":%llu,\"ctr_cgroup_id\":%llu",
+			      en.parent_pid, (unsigned long long)en.parent_start_ns,
+			      (unsigned long long)en.ctr_cgroup_id);
+		put_fields(b, type, rec, len);
+		kl_buf_puts(b, ",\"raw\":");
+		kl_rec_to_json(b, rt, raw, rl, UINT64_MAX);
+		kl_buf_putc(b, '}');
+		return;
 	}
 	case KL_REC_MARK: {
 		struct kl_mark m;

@@ -22,6 +22,7 @@ static const struct kl_rec_info registry[] = {
 	{ KL_REC_DNS, "dns", sizeof(struct kl_dns), true },
 	{ KL_REC_SOCK, "sock", sizeof(struct kl_sock), true },
 	{ KL_REC_LOSS, "loss", sizeof(struct kl_loss), true },
+	{ KL_REC_ENRICHED, "enriched", sizeof(struct kl_enriched), true, true },
 	{ KL_REC_MARK, "mark", sizeof(struct kl_mark), true },
 };
 
@@ -51,6 +52,7 @@ const char *kl_rec_strerror(enum kl_rec_err why)
 	case KL_REC_E_TAIL_OVERRUN: return "declared tail length overruns the record";
 	case KL_REC_E_FIELD_OVERRUN: return "a tail field overruns the tail";
 	case KL_REC_E_BAD_FIELD: return "invalid tail field id";
+	case KL_REC_E_BAD_EMBEDDED: return "embedded raw record is invalid";
 	default: return "unknown error";
 	}
 }
@@ -81,7 +83,36 @@ static enum kl_rec_err tail_bounds(uint16_t type, const void *rec, size_t len,
 		return KL_REC_E_TAIL_OVERRUN;
 	*p = (const uint8_t *)rec + ri->fixed_size;
 	*end = *p + ev.tail_len;
+	if (ri->embeds_raw) {
+		struct kl_enriched en;
+		memcpy(&en, rec, sizeof(en));
+		uint64_t span = ((uint64_t)en.raw_len + 7) & ~7ull;
+		if (span > ev.tail_len)
+			return KL_REC_E_TAIL_OVERRUN;
+		*p += span;
+	}
 	return KL_REC_OK;
+}
+
+int kl_enriched_raw(const void *rec, size_t len, uint16_t *type, const void **raw, size_t *raw_len)
+{
+	struct kl_enriched en;
+
+	if (len < sizeof(en))
+		return -EINVAL;
+	memcpy(&en, rec, sizeof(en));
+	if (en.raw_len > len - sizeof(en) || en.raw_len > en.ev.tail_len)
+		return -EINVAL;
+	*type = en.raw_type;
+	*raw = (const uint8_t *)rec + sizeof(en);
+	*raw_len = en.raw_len;
+	return 0;
+}
+
+const char *kl_fd_kind_name(uint32_t kind)
+{
+	static const char *const n[] = { "unknown", "file", "inet", "inet6", "unix", "socket", "pipe", "memfd" };
+	return kind < sizeof(n) / sizeof(n[0]) ? n[kind] : "unknown";
 }
 
 enum kl_rec_err kl_rec_validate(uint16_t type, const void *rec, size_t len)
@@ -92,6 +123,14 @@ enum kl_rec_err kl_rec_validate(uint16_t type, const void *rec, size_t len)
 
 	if (e)
 		return reject(e);
+	if (type == KL_REC_ENRICHED) {
+		uint16_t rt;
+		const void *raw;
+		size_t rl;
+		if (kl_enriched_raw(rec, len, &rt, &raw, &rl) || rt == KL_REC_ENRICHED ||
+		    kl_rec_validate(rt, raw, rl) != KL_REC_OK)
+			return reject(KL_REC_E_BAD_EMBEDDED);
+	}
 	it.err = 0;
 	while (kl_field_next(&it, &f))
 		;
@@ -178,6 +217,14 @@ const char *kl_field_name(uint16_t id)
 	case KL_F_BUNDLE: return "bundle";
 	case KL_F_RUNTIME: return "runtime";
 	case KL_F_NAME: return "name";
+	case KL_F_PARENT_EXE: return "parent_exe";
+	case KL_F_FD_PATH: return "fd_path";
+	case KL_F_FD_PATH2: return "fd2_path";
+	case KL_F_LOCAL_ADDR: return "local_addr";
+	case KL_F_PEER_ADDR: return "peer_addr";
+	case KL_F_ABS_PATH: return "abs_path";
+	case KL_F_ABS_PATH2: return "abs_path2";
+	case KL_F_FDS: return "fds";
 	default: return NULL;
 	}
 }

@@ -241,7 +241,7 @@ int kl_recr_open(const char *path, struct kl_recfile_reader **out, char *err, si
 			 (unsigned long long)r->file_size);
 		goto fail;
 	}
-	if (memcmp(r->hdr.magic, KL_RECFILE_MAGIC, 8)) {
+	if (memcmp(r->hdr.magic, KL_RECFILE_MAGIC, 8) != 0) {
 		e = -EBADMSG;
 		snprintf(err, errlen, "%s: not a KloudLens record file (bad magic)", path);
 		goto fail;

@@ -343,7 +343,7 @@ int shm_ring_create(const char *dir, const char *name,
 	char path[PATH_MAX], tmp[PATH_MAX];
 	struct shm_ring_opts o;
 	struct shm_ring *r = NULL;
-	size_t len;
+	size_t len = 0;
 	void *mem = NULL;
 	int fd = -1, err;
 
@@ -729,7 +729,7 @@ int shm_consumer_attach(struct shm_ring *r, const char *name, enum shm_consumer_
 		struct shm_slot *cand = &h->slots[i];
 		uint32_t st = load_acquire(&cand->state);
 
-		if (st == SLOT_FREE || st == SLOT_CLAIMING || strncmp(cand->name, name, SHM_NAME_MAX))
+		if (st == SLOT_FREE || st == SLOT_CLAIMING || strncmp(cand->name, name, SHM_NAME_MAX) != 0)
 			continue;
 		if (st == SLOT_LIVE) {
 			int32_t pid = load_relaxed(&cand->pid);

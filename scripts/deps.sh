@@ -11,6 +11,8 @@ PKGS=(
   # tests: oracles, real containers, enforcers' own checkers
   strace linux-perf bpftrace runc crun containerd busybox-static seccomp libseccomp-dev
   apparmor prometheus jq iproute2 procps python3
+  # kl-exporter tests: the interop client (Debian python3 + protobuf), /metrics fetches
+  python3-protobuf curl
 )
 
 missing=()

@@ -37,7 +37,7 @@ enum kl_rec_type {
 	KL_REC_DNS = 4,             /* struct kl_dns */
 	KL_REC_SOCK = 5,            /* struct kl_sock */
 	KL_REC_LOSS = 6,            /* struct kl_loss: counted, not silent, loss */
-	KL_REC_ENRICHED = 0x100,    /* reserved: enriched event (enricher issue) */
+	KL_REC_ENRICHED = 0x100,    /* struct kl_enriched + embedded raw record */
 	KL_REC_INTENT = 0x200,      /* reserved: intent (intentd issue) */
 	KL_REC_GRAPH = 0x300,       /* reserved: graph edge/session (graphd issue) */
 	KL_REC_DEVIATION = 0x400,   /* reserved: deviation (baselined issue) */
@@ -124,6 +124,14 @@ enum kl_field_id {
 	KL_F_BUNDLE = 26,
 	KL_F_RUNTIME = 27,
 	KL_F_NAME = 28,         /* generic name (memfd, module, ...) */
+	KL_F_PARENT_EXE = 29,   /* enriched: the parent's executable */
+	KL_F_FD_PATH = 30,      /* enriched: what the first fd argument is (path or socket) */
+	KL_F_FD_PATH2 = 31,     /* enriched: the second fd (dup2 target, sendfile/splice in) */
+	KL_F_LOCAL_ADDR = 32,   /* enriched: the fd's socket local address (sockaddr bytes) */
+	KL_F_PEER_ADDR = 33,    /* enriched: the fd's socket peer address (sockaddr bytes) */
+	KL_F_ABS_PATH = 34,     /* enriched: KL_F_PATH made absolute (cwd or dirfd) */
+	KL_F_ABS_PATH2 = 35,    /* enriched: KL_F_PATH2 made absolute */
+	KL_F_FDS = 36,          /* raw: __s32[2] written by pipe/pipe2/socketpair (read at exit) */
 	KL_F__MAX = 64,
 };
 
@@ -262,6 +270,46 @@ struct kl_loss {
 	__u64 count;                /* lost since the previous loss record */
 };
 _Static_assert(sizeof(struct kl_loss) == 104, "kl_loss layout is ABI");
+
+/* --- enriched event (kl-enricher -> enriched ring) ---------------------- */
+
+/*
+ * The raw record is embedded whole right after this struct (so consumers
+ * can read its fixed part in place), padded to 8, and the enrichment
+ * fields follow as TLV. ev is a copy of the raw record's head, with
+ * ev.tail_len covering embedded record + padding + TLV fields.
+ */
+#define KL_EN_PROC_KNOWN  (1u << 0)  /* process seen by fork/exec/bootstrap */
+#define KL_EN_PROC_STUB   (1u << 1)  /* process first seen by this event */
+#define KL_EN_CTR_KNOWN   (1u << 2)  /* in a known container */
+#define KL_EN_CTR_BY_NS   (1u << 3)  /* matched by namespace, not cgroup id */
+#define KL_EN_FD_RESOLVED (1u << 4)
+#define KL_EN_FD2_RESOLVED (1u << 5)
+#define KL_EN_EXITED      (1u << 6)  /* process already exited (late event, grace) */
+
+enum kl_fd_kind {
+	KL_FD_UNKNOWN = 0,
+	KL_FD_FILE = 1,
+	KL_FD_SOCK_INET = 2,
+	KL_FD_SOCK_INET6 = 3,
+	KL_FD_SOCK_UNIX = 4,
+	KL_FD_SOCK_OTHER = 5,
+	KL_FD_PIPE = 6,
+	KL_FD_MEMFD = 7,
+};
+
+struct kl_enriched {
+	struct kl_event ev;
+	__u16 raw_type;             /* enum kl_rec_type of the embedded record */
+	__u16 eflags;               /* KL_EN_* */
+	__u16 fd_kind;              /* enum kl_fd_kind of the first fd argument */
+	__u16 fd2_kind;
+	__u32 raw_len;              /* bytes of the embedded raw record */
+	__u32 parent_pid;
+	__u64 parent_start_ns;
+	__u64 ctr_cgroup_id;        /* the container's cgroup id; 0 on the host */
+};
+_Static_assert(sizeof(struct kl_enriched) == 120, "kl_enriched layout is ABI");
 
 /* --- marker: lets tests and benches fence a stream -------------------- */
 

@@ -24,6 +24,7 @@ struct kl_rec_info {
 	const char *name;        /* "syscall", "proc", ... (JSON "type") */
 	uint32_t fixed_size;     /* size of the fixed struct */
 	bool has_event_head;     /* starts with struct kl_event */
+	bool embeds_raw;         /* a raw record sits between the struct and the TLV fields */
 };
 
 /* NULL for an unknown type. */
@@ -37,6 +38,7 @@ enum kl_rec_err {
 	KL_REC_E_TAIL_OVERRUN,   /* ev.tail_len runs past the record */
 	KL_REC_E_FIELD_OVERRUN,  /* a field's len runs past the tail */
 	KL_REC_E_BAD_FIELD,      /* field id 0 or above KL_F__MAX */
+	KL_REC_E_BAD_EMBEDDED,   /* the embedded raw record is itself invalid */
 	KL_REC_E__COUNT,
 };
 
@@ -72,6 +74,10 @@ KL_API bool kl_field_next(struct kl_field_iter *it, struct kl_field_view *f);
 /* Find field @id; false if absent. */
 KL_API bool kl_field_find(uint16_t type, const void *rec, size_t len, uint16_t id, struct kl_field_view *f);
 KL_API const char *kl_field_name(uint16_t id);
+
+/* The raw record embedded in an enriched one (aligned; fixed part readable in place). */
+KL_API int kl_enriched_raw(const void *rec, size_t len, uint16_t *type, const void **raw, size_t *raw_len);
+KL_API const char *kl_fd_kind_name(uint32_t kind);
 
 /*
  * Tail builder: appends TLV fields after a fixed struct in a buffer of

@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kl-enricher - raw ring in, enriched ring out. Opens its rings while it
+ * may still be root, then drops to an unprivileged user with no
+ * capabilities before it reads a single event.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <kloudlens/recutil.h>
+#include <kloudlens/shm.h>
+
+#include "enrich.h"
+
+#define BATCH 256
+
+static volatile sig_atomic_t stop;
+static struct shm_consumer *active;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+	if (active)
+		shm_consumer_interrupt(active);
+}
+
+static void log_line(const char *level, const char *msg)
+{
+	fprintf(stderr, "level=%s component=kl-enricher msg=\"%s\"\n", level, msg);
+}
+
+static void shm_log_cb(int level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	log_line(level <= 3 ? "error" : "warn", msg);
+}
+
+/*
+ * Become @user (if root) and hold no capability at all. Returns 0 or
+ * -errno; the caller refuses to run on failure.
+ */
+static int drop_privileges(const char *user)
+{
+	char msg[256];
+
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(user);
+		if (!pw && strcmp(user, "nobody") != 0) {
+			snprintf(msg, sizeof(msg), "user %s does not exist, running as nobody", user);
+			log_line("warn", msg);
+			pw = getpwnam("nobody");
+		}
+		if (!pw)
+			return -ENOENT;
+		/* Clear the bounding set while we still hold CAP_SETPCAP. */
+		for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+			if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+				return -errno;
+		if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+			return -errno;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	cap_t none = cap_init();
+	if (!none)
+		return -ENOMEM;
+	int r = cap_set_proc(none);
+	cap_free(none);
+	if (r < 0)
+		return -errno;
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	return 0;
+}
+
+static void usage(FILE *o)
+{
+	fputs("usage: kl-enricher [options]\n"
+	      "  --dir DIR           rings directory (default " SHM_DEFAULT_DIR ")\n"
+	      "  --input NAME        ring to read (default raw)\n"
+	      "  --output NAME       ring to write (default enriched)\n"
+	      "  --capacity BYTES    output ring capacity (default 64 MiB)\n"
+	      "  --ring-mode MODE    output ring file mode, octal (default 0640)\n"
+	      "  --user NAME         user to run as when started as root (default kloudlens)\n"
+	      "  --wait SEC          wait this long for the input ring to appear (default 30)\n"
+	      "  --max-procs N       process table cap (default 65536)\n"
+	      "  --exit-grace-ms MS  keep an exited process this long for late events (default 5000)\n",
+	      o);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL, *in = "raw", *outname = "enriched", *user = "kloudlens";
+	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
+	struct kl_enricher_opts eo = { 0 };
+	struct shm_ring *rin = NULL, *rout = NULL;
+	struct shm_consumer *c = NULL;
+	struct kl_enricher *e = NULL;
+	struct shm_stats *stats = NULL;
+	double wait_s = 30;
+	char msg[512];
+	int opt, err, rc = 1;
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "capacity", required_argument, NULL, 'c' },
+		{ "ring-mode", required_argument, NULL, 'm' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "max-procs", required_argument, NULL, 'P' },
+		{ "exit-grace-ms", required_argument, NULL, 'g' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+
+	ro.policy = SHM_POLICY_BLOCK;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': dir = optarg; break;
+		case 'i': in = optarg; break;
+		case 'o': outname = optarg; break;
+		case 'c': ro.capacity = strtoull(optarg, NULL, 0); break;
+		case 'm': ro.mode = (mode_t)strtoul(optarg, NULL, 8); break;
+		case 'u': user = optarg; break;
+		case 'w': wait_s = strtod(optarg, NULL); break;
+		case 'P': eo.max_procs = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'g': eo.exit_grace_ns = strtoull(optarg, NULL, 0) * 1000000ull; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	shm_set_log(shm_log_cb, NULL);
+
+	uint64_t deadline = kl_now_mono_ns() + (uint64_t)(wait_s * 1e9);
+	while ((err = shm_ring_open(dir, in, &rin)) == -ENOENT && kl_now_mono_ns() < deadline && !stop)
+		usleep(100000);
+	if (err) {
+		snprintf(msg, sizeof(msg), "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
+			 strerror(-err));
+		log_line("error", msg);
+		return 1;
+	}
+	err = shm_ring_create(dir, outname, &ro, &rout);
+	if (err) {
+		snprintf(msg, sizeof(msg), "create output ring %s: %s", outname, strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	err = shm_stats_create(dir, "kl-enricher", 64, &stats);
+	if (err) {
+		snprintf(msg, sizeof(msg), "create stats area: %s", strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	err = drop_privileges(user);
+	if (err) {
+		snprintf(msg, sizeof(msg), "drop privileges to %s: %s", user, strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	err = shm_consumer_attach(rin, "kl-enricher", SHM_REQUIRED, &c);
+	if (err) {
+		snprintf(msg, sizeof(msg), "attach to ring %s: %s", in, strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	err = kl_enricher_new(&eo, &e);
+	if (err)
+		goto out;
+
+	uint64_t *m_events = shm_stats_metric(stats, "kloudlens_enricher_events_total", NULL,
+					      "Raw records enriched", SHM_COUNTER);
+	uint64_t *m_invalid = shm_stats_metric(stats, "kloudlens_enricher_invalid_total", NULL,
+					       "Raw records rejected by validation", SHM_COUNTER);
+	uint64_t *m_procs = shm_stats_metric(stats, "kloudlens_enricher_processes", NULL,
+					     "Processes in the table", SHM_GAUGE);
+	uint64_t *m_stub = shm_stats_metric(stats, "kloudlens_enricher_processes_stub_total", NULL,
+					    "Processes first seen mid-life (no fork/exec/bootstrap)", SHM_COUNTER);
+	uint64_t *m_evict = shm_stats_metric(stats, "kloudlens_enricher_processes_evicted_total", NULL,
+					     "Processes evicted by the table cap", SHM_COUNTER);
+	uint64_t *m_ctrs = shm_stats_metric(stats, "kloudlens_enricher_containers", NULL,
+					    "Containers in the table", SHM_GAUGE);
+	uint64_t *m_fds = shm_stats_metric(stats, "kloudlens_enricher_fd_entries", NULL,
+					   "Tracked file descriptors", SHM_GAUGE);
+	uint64_t *m_fd_unres = shm_stats_metric(stats, "kloudlens_enricher_fd_unresolved_total", NULL,
+						"fd arguments with no known target", SHM_COUNTER);
+	uint64_t *m_fd_untracked = shm_stats_metric(stats, "kloudlens_enricher_fd_untracked_total", NULL,
+						    "fds not tracked because of the caps", SHM_COUNTER);
+	uint64_t *m_trunc = shm_stats_metric(stats, "kloudlens_enricher_truncated_total", NULL,
+					     "Enriched records whose enrichment was cut to fit", SHM_COUNTER);
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	active = c;
+	snprintf(msg, sizeof(msg), "running: %s -> %s as uid %d", in, outname, (int)getuid());
+	log_line("info", msg);
+
+	struct shm_rec recs[BATCH];
+	bool draining = false;
+	for (;;) {
+		int n = shm_consumer_poll(c, recs, BATCH, draining ? 0 : 200);
+		if (n == -EINTR || (n == 0 && stop)) {
+			if (draining || n == 0)
+				break;
+			draining = true;   /* finish what the ring holds, then exit */
+			continue;
+		}
+		if (n < 0) {
+			snprintf(msg, sizeof(msg), "ring %s: %s", in, strerror(-n));
+			log_line("error", msg);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p;
+			if (kl_rec_validate(recs[i].type, recs[i].data, recs[i].len) != KL_REC_OK) {
+				kl_enricher_process(e, recs[i].type, recs[i].data, recs[i].len, NULL, 0);
+				continue;
+			}
+			size_t need = kl_enricher_out_size(recs[i].len);
+			if (need > shm_ring_max_record(rout))
+				need = shm_ring_max_record(rout);
+			err = shm_reserve(rout, (uint32_t)need, KL_REC_ENRICHED, &p);
+			if (err) {
+				snprintf(msg, sizeof(msg), "ring %s: reserve: %s", outname, strerror(-err));
+				log_line("error", msg);
+				goto out;
+			}
+			long w = kl_enricher_process(e, recs[i].type, recs[i].data, recs[i].len, p, need);
+			if (w < 0) {
+				/* cannot happen after validation; keep the stream well-formed */
+				w = 0;
+			}
+			shm_trim(rout, (uint32_t)w);
+		}
+		shm_publish(rout);
+		shm_consumer_release(c);
+		struct kl_enricher_stats st;
+		kl_enricher_stats(e, &st);
+		shm_stats_set(m_events, st.events);
+		shm_stats_set(m_invalid, st.invalid);
+		shm_stats_set(m_procs, st.procs);
+		shm_stats_set(m_stub, st.procs_stub);
+		shm_stats_set(m_evict, st.procs_evicted);
+		shm_stats_set(m_ctrs, st.containers);
+		shm_stats_set(m_fds, st.fd_entries);
+		shm_stats_set(m_fd_unres, st.fd_unresolved);
+		shm_stats_set(m_fd_untracked, st.fd_untracked);
+		shm_stats_set(m_trunc, st.truncated);
+	}
+	rc = 0;
+	log_line("info", "stopped");
+out:
+	active = NULL;
+	shm_consumer_detach(c);
+	shm_ring_close(rout);
+	shm_ring_close(rin);
+	shm_stats_close(stats);
+	kl_enricher_free(e);
+	return rc;
+}
