@@ -2,25 +2,16 @@
 # The README's run command lands here after `make build`: start the
 # pipeline on this host and show live events in the terminal.
 #
-# Until the supervisor (`kloudlens`) lands, this runs what exists: the
-# collector writing the `raw` ring, with klrec following it. Ctrl-C stops
-# everything.
+# The supervisor (`kloudlens`) creates the rings, starts every stage that
+# is built with the right identity, and shows live intents (or enriched
+# events while kl-intentd is not built). Ctrl-C stops everything in order.
 set -euo pipefail
 BUILD=${1:-build}
 [[ $(id -u) -eq 0 ]] || { echo "run.sh: live eBPF capture needs root (sudo make run)" >&2; exit 1; }
 
-if [[ -x $BUILD/kloudlens ]]; then
-  exec "$BUILD/kloudlens" --show intents
+if [[ -x $BUILD/supervisor/kloudlens ]]; then
+  exec "$BUILD/supervisor/kloudlens" --show intents
 fi
 
-if [[ -x $BUILD/collector/kl-collector ]]; then
-  "$BUILD/collector/kl-collector" &
-  COLLECTOR=$!
-  trap 'kill $COLLECTOR 2>/dev/null; wait $COLLECTOR 2>/dev/null' EXIT INT TERM
-  for _ in $(seq 50); do [[ -e /dev/shm/kloudlens/raw ]] && break; sleep 0.1; done
-  "$BUILD/klrec/klrec" print --ring raw --follow
-  exit 0
-fi
-
-echo "run.sh: no pipeline stage is built yet (kl-collector is issue 3)" >&2
+echo "run.sh: $BUILD/supervisor/kloudlens is not built" >&2
 exit 1
