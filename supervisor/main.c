@@ -202,7 +202,7 @@ static int build_args(enum kl_stage id, char **argv, char bufs[][KL_CFG_STR + 32
 {
 	int n = 0;
 #define ARG(...) do { snprintf(bufs[n], sizeof(bufs[n]), __VA_ARGS__); argv[n] = bufs[n]; n++; } while (0)
-	ARG("%s", stages[id].path);
+	argv[n++] = stages[id].path;
 	switch (id) {
 	case KL_STAGE_COLLECTOR:
 		ARG("--dir");
