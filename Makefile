@@ -3,7 +3,8 @@
 #   sudo make test  install what is missing, build, run every test (plain + ASan/UBSan)
 BUILD     ?= build
 BUILD_SAN ?= build-san
-MESON_OPTS ?= -Dwerror=true
+# CI must never build without the BPF sensor: a missing toolchain is an error.
+MESON_OPTS ?= -Dwerror=true -Dbpf=enabled
 
 .PHONY: all deps build build-san test test-plain test-san fuzz run bench clean
 

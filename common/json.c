@@ -303,6 +303,7 @@ static void put_fields(struct kl_buf *b, uint16_t type, const void *rec, size_t 
 		switch (f.id) {
 		case KL_F_ARGV:
 		case KL_F_ENV:
+		case KL_F_DNS_ANSWERS:
 			put_strlist(b, f.data, f.len);
 			break;
 		case KL_F_LABELS:
@@ -383,6 +384,102 @@ static const char *loss_where(uint32_t w)
 	case KL_LOSS_PENDING: return "pending";
 	default: return "unknown";
 	}
+}
+
+static const char *intent_kind(uint32_t k)
+{
+	static const char *const n[KL_INTENT__COUNT] = {
+		[KL_INTENT_PROCESS_START] = "ProcessStart", [KL_INTENT_PROCESS_EXIT] = "ProcessExit",
+		[KL_INTENT_FILE_ACCESS] = "FileAccess", [KL_INTENT_FILE_META_CHANGE] = "FileMetaChange",
+		[KL_INTENT_NETWORK_EXCHANGE] = "NetworkExchange", [KL_INTENT_NETWORK_LISTEN] = "NetworkListen",
+		[KL_INTENT_DNS_QUERY] = "DNSQuery", [KL_INTENT_PRIVILEGE_CHANGE] = "PrivilegeChange",
+		[KL_INTENT_NAMESPACE_CHANGE] = "NamespaceChange", [KL_INTENT_MODULE_LOAD] = "ModuleLoad",
+		[KL_INTENT_BPF_LOAD] = "BPFLoad", [KL_INTENT_PTRACE] = "Ptrace",
+		[KL_INTENT_EXEC_FROM_MEMORY] = "ExecFromMemory", [KL_INTENT_SIGNAL] = "Signal",
+		[KL_INTENT_IPC] = "IPC",
+	};
+	return k < KL_INTENT__COUNT && n[k] ? n[k] : "unknown";
+}
+
+/* bit set -> ["word",...]; words[i] names bit i */
+static void put_bits(struct kl_buf *b, uint32_t v, const char *const *words, size_t n)
+{
+	bool first = true;
+
+	kl_buf_putc(b, '[');
+	for (size_t i = 0; i < 32; i++) {
+		if (!(v & (1u << i)))
+			continue;
+		if (!first)
+			kl_buf_putc(b, ',');
+		first = false;
+		if (i < n && words[i])
+			kl_buf_printf(b, "\"%s\"", words[i]);
+		else
+			kl_buf_printf(b, "\"bit%zu\"", i);
+	}
+	kl_buf_putc(b, ']');
+}
+
+/* Names of arg[0..3] per kind (NULL: unused, not printed). */
+static void put_intent_args(struct kl_buf *b, const struct kl_intent *in)
+{
+	static const char *const names[KL_INTENT__COUNT][4] = {
+		[KL_INTENT_PROCESS_START] = { "exec_count", "fork_seq", NULL, NULL },
+		[KL_INTENT_PROCESS_EXIT] = { "exit_code", "signal", "lifetime_ns", "children" },
+		[KL_INTENT_FILE_ACCESS] = { "open_flags", "mode", "fd", "ops_other" },
+		[KL_INTENT_FILE_META_CHANGE] = { "mode", "uid", "gid", "length" },
+		[KL_INTENT_NETWORK_EXCHANGE] = { "family", "sock_type", "duration_ns", "dns_intent_seq" },
+		[KL_INTENT_NETWORK_LISTEN] = { "family", "sock_type", "backlog", "fd" },
+		[KL_INTENT_DNS_QUERY] = { "qtype", "rcode", "answer_count", "dns_id" },
+		[KL_INTENT_PRIVILEGE_CHANGE] = { "arg0", "arg1", "arg2", "arg3" },
+		[KL_INTENT_NAMESPACE_CHANGE] = { "arg0", "arg1", "arg2", "arg3" },
+		[KL_INTENT_MODULE_LOAD] = { "arg0", "arg1", "arg2", NULL },
+		[KL_INTENT_BPF_LOAD] = { "cmd", NULL, NULL, NULL },
+		[KL_INTENT_PTRACE] = { "request", "target_pid", NULL, NULL },
+		[KL_INTENT_EXEC_FROM_MEMORY] = { "fd", NULL, NULL, NULL },
+		[KL_INTENT_SIGNAL] = { "target_pid", "signal", "target_tid", NULL },
+		[KL_INTENT_IPC] = { "fd0", "fd1", "sock_type", NULL },
+	};
+
+	if (in->kind >= KL_INTENT__COUNT)
+		return;
+	for (int i = 0; i < 4; i++)
+		if (names[in->kind][i])
+			kl_buf_printf(b, ",\"%s\":%lld", names[in->kind][i], (long long)in->arg[i]);
+}
+
+static void put_intent(struct kl_buf *b, const struct kl_intent *in)
+{
+	static const char *const iflags[] = { "failed", "continuing", "at_exit", "evicted", "inherited",
+					       "connect", "accept", "dns_linked", "async", "timeout",
+					       "shutdown" };
+	static const char *const access[] = { "read", "write", "create", "truncate", "append", "exec",
+					       "directory", "cloexec", "nonblock", "excl", "path",
+					       "tmpfile", "sync" };
+	const char *op = in->op ? kl_syscall_name(in->op) : NULL;
+
+	kl_buf_printf(b, ",\"kind\":\"%s\"", intent_kind(in->kind));
+	if (op)
+		kl_buf_printf(b, ",\"op\":\"%s\"", op);
+	kl_buf_puts(b, ",\"flags\":");
+	put_bits(b, in->iflags, iflags, sizeof(iflags) / sizeof(iflags[0]));
+	kl_buf_printf(b, ",\"first_seq\":%llu,\"last_seq\":%llu,\"count\":%llu,\"first_ts\":%llu,"
+		      "\"last_ts\":%llu,\"result\":%lld,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+		      "\"ops_in\":%llu,\"ops_out\":%llu",
+		      (unsigned long long)in->first_seq, (unsigned long long)in->last_seq,
+		      (unsigned long long)in->count, (unsigned long long)in->first_ts,
+		      (unsigned long long)in->last_ts, (long long)in->result,
+		      (unsigned long long)in->bytes_in, (unsigned long long)in->bytes_out,
+		      (unsigned long long)in->ops_in, (unsigned long long)in->ops_out);
+	if (in->kind == KL_INTENT_FILE_ACCESS) {
+		kl_buf_puts(b, ",\"access\":");
+		put_bits(b, in->dflags, access, sizeof(access) / sizeof(access[0]));
+	}
+	kl_buf_printf(b, ",\"parent_pid\":%u,\"parent_start_ns\":%llu,\"ctr_cgroup_id\":%llu",
+		      in->parent_pid, (unsigned long long)in->parent_start_ns,
+		      (unsigned long long)in->ctr_cgroup_id);
+	put_intent_args(b, in);
 }
 
 void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len, uint64_t ring_seq)
@@ -520,6 +617,12 @@ void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len
 		kl_rec_to_json(b, rt, raw, rl, UINT64_MAX);
 		kl_buf_putc(b, '}');
 		return;
+	}
+	case KL_REC_INTENT: {
+		struct kl_intent in;
+		memcpy(&in, rec, sizeof(in));
+		put_intent(b, &in);
+		break;
 	}
 	case KL_REC_MARK: {
 		struct kl_mark m;

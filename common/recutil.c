@@ -23,6 +23,7 @@ static const struct kl_rec_info registry[] = {
 	{ KL_REC_SOCK, "sock", sizeof(struct kl_sock), true },
 	{ KL_REC_LOSS, "loss", sizeof(struct kl_loss), true },
 	{ KL_REC_ENRICHED, "enriched", sizeof(struct kl_enriched), true, true },
+	{ KL_REC_INTENT, "intent", sizeof(struct kl_intent), true },
 	{ KL_REC_MARK, "mark", sizeof(struct kl_mark), true },
 };
 
@@ -225,6 +226,9 @@ const char *kl_field_name(uint16_t id)
 	case KL_F_ABS_PATH: return "abs_path";
 	case KL_F_ABS_PATH2: return "abs_path2";
 	case KL_F_FDS: return "fds";
+	case KL_F_NODE: return "node";
+	case KL_F_DNS_NAME: return "dns_name";
+	case KL_F_DNS_ANSWERS: return "dns_answers";
 	default: return NULL;
 	}
 }

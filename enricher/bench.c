@@ -128,7 +128,7 @@ static void generate(struct stream *s, uint64_t target)
 			push(s, KL_REC_PROC, rec, rg_proc(rec, sizeof(rec), &ch, ++s->seq, ts, KL_PROC_FORK, srv, NULL,
 							  NULL, 0, NULL, 0));
 			push(s, KL_REC_PROC, rec, rg_proc(rec, sizeof(rec), &ch, ++s->seq, ts + 10, KL_PROC_EXEC, NULL,
-							  "/bin/sh", "sh\0-c\0/usr/bin/convert in.png out.jpg\0", 42,
+							  "/bin/sh", "sh\0-c\0/usr/bin/convert in.png out.jpg", sizeof("sh\0-c\0/usr/bin/convert in.png out.jpg"),
 							  NULL, 0));
 			struct rg_sc c = { .nr = 2, .ret = 3, .path = paths[rnd() % 7] };
 			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), &ch, ++s->seq, ts + 20, &c));

@@ -38,7 +38,7 @@ enum kl_rec_type {
 	KL_REC_SOCK = 5,            /* struct kl_sock */
 	KL_REC_LOSS = 6,            /* struct kl_loss: counted, not silent, loss */
 	KL_REC_ENRICHED = 0x100,    /* struct kl_enriched + embedded raw record */
-	KL_REC_INTENT = 0x200,      /* reserved: intent (intentd issue) */
+	KL_REC_INTENT = 0x200,      /* struct kl_intent (kl-intentd) */
 	KL_REC_GRAPH = 0x300,       /* reserved: graph edge/session (graphd issue) */
 	KL_REC_DEVIATION = 0x400,   /* reserved: deviation (baselined issue) */
 	KL_REC_MARK = 0xf00,        /* struct kl_mark: test/bench marker */
@@ -132,6 +132,9 @@ enum kl_field_id {
 	KL_F_ABS_PATH = 34,     /* enriched: KL_F_PATH made absolute (cwd or dirfd) */
 	KL_F_ABS_PATH2 = 35,    /* enriched: KL_F_PATH2 made absolute */
 	KL_F_FDS = 36,          /* raw: __s32[2] written by pipe/pipe2/socketpair (read at exit) */
+	KL_F_NODE = 37,         /* intent: node (host) name */
+	KL_F_DNS_NAME = 38,     /* intent: DNS question name ("example.com") */
+	KL_F_DNS_ANSWERS = 39,  /* intent: NUL-separated answers (addresses, CNAME targets) */
 	KL_F__MAX = 64,
 };
 
@@ -310,6 +313,87 @@ struct kl_enriched {
 	__u64 ctr_cgroup_id;        /* the container's cgroup id; 0 on the host */
 };
 _Static_assert(sizeof(struct kl_enriched) == 120, "kl_enriched layout is ABI");
+
+/* --- intent (kl-intentd -> intents ring) ------------------------------ */
+
+/*
+ * One intent folds one or more enriched events of one process (docs/intents.md).
+ * ev is the process (pid, start_ns, cgroup, comm, uid ...) with ev.seq the
+ * intent's own sequence number (assigned by kl-intentd, 1-based) and
+ * ev.ts_ns the emission time (event time of the event that caused it).
+ * first_seq/last_seq/count trace it back to the enriched events.
+ * Tail: KL_F_NODE, the process context (exe, argv, cwd, parent_exe,
+ * container_*, image, pod_*), then kind-specific fields (path, path2,
+ * local_addr, peer_addr, dns_name, dns_answers, name).
+ */
+enum kl_intent_kind {
+	KL_INTENT_PROCESS_START = 1,
+	KL_INTENT_PROCESS_EXIT = 2,
+	KL_INTENT_FILE_ACCESS = 3,
+	KL_INTENT_FILE_META_CHANGE = 4,
+	KL_INTENT_NETWORK_EXCHANGE = 5,
+	KL_INTENT_NETWORK_LISTEN = 6,
+	KL_INTENT_DNS_QUERY = 7,
+	KL_INTENT_PRIVILEGE_CHANGE = 8,
+	KL_INTENT_NAMESPACE_CHANGE = 9,
+	KL_INTENT_MODULE_LOAD = 10,
+	KL_INTENT_BPF_LOAD = 11,
+	KL_INTENT_PTRACE = 12,
+	KL_INTENT_EXEC_FROM_MEMORY = 13,
+	KL_INTENT_SIGNAL = 14,
+	KL_INTENT_IPC = 15,
+	KL_INTENT__COUNT = 16,
+};
+
+#define KL_IN_FAILED     (1u << 0)  /* result is -errno */
+#define KL_IN_CONTINUING (1u << 1)  /* window emission: the fd is still open, more follows */
+#define KL_IN_AT_EXIT    (1u << 2)  /* flushed because the process exited with it open */
+#define KL_IN_EVICTED    (1u << 3)  /* flushed early by a state cap */
+#define KL_IN_INHERITED  (1u << 4)  /* its start (open/fork) was not seen: inherited or bootstrap */
+#define KL_IN_CONNECT    (1u << 5)  /* NetworkExchange: this side connected */
+#define KL_IN_ACCEPT     (1u << 6)  /* NetworkExchange: this side accepted */
+#define KL_IN_DNS_LINKED (1u << 7)  /* peer was an answer of an earlier DNSQuery (arg[3]) */
+#define KL_IN_ASYNC      (1u << 8)  /* non-blocking connect (EINPROGRESS) */
+#define KL_IN_TIMEOUT    (1u << 9)  /* DNSQuery: no response in time */
+#define KL_IN_SHUTDOWN   (1u << 10) /* flushed at kl-intentd shutdown */
+
+/* decoded access flags (FileAccess) */
+#define KL_IA_READ      (1u << 0)
+#define KL_IA_WRITE     (1u << 1)
+#define KL_IA_CREATE    (1u << 2)
+#define KL_IA_TRUNCATE  (1u << 3)
+#define KL_IA_APPEND    (1u << 4)
+#define KL_IA_EXEC      (1u << 5)   /* mapped PROT_EXEC (loader) or exec'd */
+#define KL_IA_DIRECTORY (1u << 6)
+#define KL_IA_CLOEXEC   (1u << 7)
+#define KL_IA_NONBLOCK  (1u << 8)
+#define KL_IA_EXCL      (1u << 9)
+#define KL_IA_PATH      (1u << 10)  /* O_PATH */
+#define KL_IA_TMPFILE   (1u << 11)
+#define KL_IA_SYNC      (1u << 12)
+
+struct kl_intent {
+	struct kl_event ev;
+	__u16 kind;                 /* enum kl_intent_kind */
+	__u16 op;                   /* syscall nr that defines it (meta, priv, ns, ...), else 0 */
+	__u32 iflags;               /* KL_IN_* */
+	__u64 first_seq;            /* enriched event seqs folded: first, last, how many */
+	__u64 last_seq;
+	__u64 count;
+	__u64 first_ts;
+	__u64 last_ts;
+	__s64 result;               /* 0 or -errno (the outcome: open, connect, I/O error, rcode) */
+	__u64 bytes_in;             /* sum of positive read/recv return values */
+	__u64 bytes_out;
+	__u64 ops_in;               /* read-side calls (messages) */
+	__u64 ops_out;
+	__u32 dflags;               /* KL_IA_* for FileAccess */
+	__u32 parent_pid;
+	__u64 parent_start_ns;
+	__u64 ctr_cgroup_id;        /* the container's cgroup id; 0 on the host */
+	__u64 arg[4];               /* kind-specific scalars, see docs/intents.md */
+};
+_Static_assert(sizeof(struct kl_intent) == 232, "kl_intent layout is ABI");
 
 /* --- marker: lets tests and benches fence a stream -------------------- */
 

@@ -18,6 +18,7 @@
 #include "config.h"
 
 static char dir[128];
+static pid_t sup = -1;
 
 static void setup(void)
 {
@@ -30,6 +31,17 @@ static void setup(void)
 static void teardown(void)
 {
 	char cmd[256];
+
+	/* A failed assertion must not leave a supervisor (and its stages)
+	 * running: they would hold the test's output open until the timeout. */
+	if (sup > 0 && waitpid(sup, NULL, WNOHANG) == 0) {
+		kill(sup, SIGTERM);
+		for (int i = 0; i < 40 && waitpid(sup, NULL, WNOHANG) == 0; i++)
+			usleep(50000);
+		kill(sup, SIGKILL);
+		waitpid(sup, NULL, 0);
+	}
+	sup = -1;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
 		fprintf(stderr, "cleanup failed\n");
@@ -198,7 +210,7 @@ Test(supervise, restarts_a_crashed_stage_and_stops_in_order)
 	mkdir(bindir, 0755);
 	fake_stage("kl-collector", "collector");
 	fake_stage("kl-enricher", "enricher");
-	pid_t sup = fork();
+	sup = fork();
 	cr_assert_geq(sup, 0);
 	if (sup == 0) {
 		execl(bin(), bin(), "--bin-dir", bindir, "--rings-dir", rings, "--state-dir", state, "--show", "none",
@@ -207,7 +219,7 @@ Test(supervise, restarts_a_crashed_stage_and_stops_in_order)
 		      (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 100 && count_lines("enricher", "start") < 1; i++)
+	for (int i = 0; i < 100 && (count_lines("enricher", "start") < 1 || count_lines("collector", "start") < 1); i++)
 		usleep(50000);
 	cr_assert_eq(count_lines("collector", "start"), 1);
 	cr_assert_eq(count_lines("enricher", "start"), 1);
@@ -233,6 +245,7 @@ Test(supervise, restarts_a_crashed_stage_and_stops_in_order)
 	kill(sup, SIGTERM);
 	int s;
 	cr_assert_eq(waitpid(sup, &s, 0), sup);
+	sup = -1;
 	cr_assert(WIFEXITED(s) && WEXITSTATUS(s) == 0);
 	cr_assert_eq(count_lines("collector", "stop"), 1);
 	cr_assert_eq(count_lines("enricher", "stop"), 1);

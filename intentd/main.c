@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kl-intentd - enriched ring in, intents ring out. Opens its rings while
+ * it may still be root, then drops to an unprivileged user with no
+ * capabilities before it reads a single event. On SIGTERM it drains what
+ * the input ring holds, flushes every intent still being folded (marked
+ * "shutdown") and exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <kloudlens/recutil.h>
+#include <kloudlens/shm.h>
+
+#include "intentd.h"
+
+#define BATCH 256
+#define LIVE_NS (60ull * 1000000000ull)
+
+static volatile sig_atomic_t stop;
+static struct shm_consumer *active;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+	if (active)
+		shm_consumer_interrupt(active);
+}
+
+static void log_line(const char *level, const char *msg)
+{
+	fprintf(stderr, "level=%s component=kl-intentd msg=\"%s\"\n", level, msg);
+}
+
+static void shm_log_cb(int level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	log_line(level <= 3 ? "error" : "warn", msg);
+}
+
+/* Become @user (if root) and hold no capability at all. Return: 0 or -errno. */
+static int drop_privileges(const char *user)
+{
+	char msg[256];
+
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(user);
+		if (!pw && strcmp(user, "nobody") != 0) {
+			snprintf(msg, sizeof(msg), "user %s does not exist, running as nobody", user);
+			log_line("warn", msg);
+			pw = getpwnam("nobody");
+		}
+		if (!pw)
+			return -ENOENT;
+		/* Clear the bounding set while we still hold CAP_SETPCAP. */
+		for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+			if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+				return -errno;
+		if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+			return -errno;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	cap_t none = cap_init();
+	if (!none)
+		return -ENOMEM;
+	int r = cap_set_proc(none);
+	cap_free(none);
+	if (r < 0)
+		return -errno;
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	return 0;
+}
+
+struct out {
+	struct shm_ring *ring;
+	uint64_t pending;       /* reserved but unpublished bytes */
+	uint64_t limit;
+	int err;
+};
+
+/*
+ * Emit callback: reserve + copy; published once per input batch, or
+ * earlier when the unpublished bytes grow large, so reservations alone
+ * can never fill a block-policy ring that nobody can drain.
+ */
+static int emit_intent(void *ctx, const void *rec, size_t len)
+{
+	struct out *o = ctx;
+	void *p;
+	int err;
+
+	if (len > shm_ring_max_record(o->ring))
+		return -EMSGSIZE;
+	err = shm_reserve(o->ring, (uint32_t)len, KL_REC_INTENT, &p);
+	if (err) {
+		o->err = err;
+		return err;
+	}
+	memcpy(p, rec, len);
+	o->pending += len + 16;
+	if (o->pending >= o->limit) {
+		shm_publish(o->ring);
+		o->pending = 0;
+	}
+	return 0;
+}
+
+static void usage(FILE *o)
+{
+	fputs("usage: kl-intentd [options]\n"
+	      "  --dir DIR            rings directory (default " SHM_DEFAULT_DIR ")\n"
+	      "  --input NAME         ring to read (default enriched)\n"
+	      "  --output NAME        ring to write (default intents)\n"
+	      "  --capacity BYTES     output ring capacity (default 64 MiB)\n"
+	      "  --ring-mode MODE     output ring file mode, octal (default 0640)\n"
+	      "  --user NAME          user to run as when started as root (default kloudlens)\n"
+	      "  --wait SEC           wait this long for the input ring to appear (default 30)\n"
+	      "  --node NAME          node name in every intent (default: hostname)\n"
+	      "  --window-ms MS       FileAccess/NetworkExchange window for open fds (default 10000)\n"
+	      "  --max-procs N        process table cap (default 65536)\n"
+	      "  --max-open N         open files/sockets folded at once (default 262144)\n"
+	      "  --dns-timeout-ms MS  DNS query without response emitted as timed out (default 5000)\n",
+	      o);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL, *in = "enriched", *outname = "intents", *user = "kloudlens";
+	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
+	struct kl_intentd_opts io = { 0 };
+	struct shm_ring *rin = NULL;
+	struct shm_consumer *c = NULL;
+	struct kl_intentd *e = NULL;
+	struct shm_stats *stats = NULL;
+	struct out out = { 0 };
+	char node[256] = "";
+	double wait_s = 30;
+	char msg[512];
+	int opt, err, rc = 1;
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "input", required_argument, NULL, 'i' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "capacity", required_argument, NULL, 'c' },
+		{ "ring-mode", required_argument, NULL, 'm' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "window-ms", required_argument, NULL, 'W' },
+		{ "max-procs", required_argument, NULL, 'P' },
+		{ "max-open", required_argument, NULL, 'O' },
+		{ "dns-timeout-ms", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+
+	ro.policy = SHM_POLICY_BLOCK;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': dir = optarg; break;
+		case 'i': in = optarg; break;
+		case 'o': outname = optarg; break;
+		case 'c': ro.capacity = strtoull(optarg, NULL, 0); break;
+		case 'm': ro.mode = (mode_t)strtoul(optarg, NULL, 8); break;
+		case 'u': user = optarg; break;
+		case 'w': wait_s = strtod(optarg, NULL); break;
+		case 'n': snprintf(node, sizeof(node), "%s", optarg); break;
+		case 'W': io.window_ns = strtoull(optarg, NULL, 0) * 1000000ull; break;
+		case 'P': io.max_procs = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'O': io.max_open = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'T': io.dns_timeout_ns = strtoull(optarg, NULL, 0) * 1000000ull; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!node[0] && gethostname(node, sizeof(node) - 1) < 0)
+		node[0] = 0;
+	io.node = node[0] ? node : NULL;
+	shm_set_log(shm_log_cb, NULL);
+
+	uint64_t deadline = kl_now_mono_ns() + (uint64_t)(wait_s * 1e9);
+	while ((err = shm_ring_open(dir, in, &rin)) == -ENOENT && kl_now_mono_ns() < deadline && !stop)
+		usleep(100000);
+	if (err) {
+		snprintf(msg, sizeof(msg), "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
+			 strerror(-err));
+		log_line("error", msg);
+		return 1;
+	}
+	err = shm_ring_create(dir, outname, &ro, &out.ring);
+	if (err) {
+		snprintf(msg, sizeof(msg), "create output ring %s: %s", outname, strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	out.limit = shm_ring_max_record(out.ring);
+	err = shm_stats_create(dir, "kl-intentd", 64, &stats);
+	if (err) {
+		snprintf(msg, sizeof(msg), "create stats area: %s", strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	err = drop_privileges(user);
+	if (err) {
+		snprintf(msg, sizeof(msg), "drop privileges to %s: %s", user, strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	err = shm_consumer_attach(rin, "kl-intentd", SHM_REQUIRED, &c);
+	if (err) {
+		snprintf(msg, sizeof(msg), "attach to ring %s: %s", in, strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+	err = kl_intentd_new(&io, emit_intent, &out, &e);
+	if (err) {
+		snprintf(msg, sizeof(msg), "engine: %s", strerror(-err));
+		log_line("error", msg);
+		goto out;
+	}
+
+	uint64_t *m_events = shm_stats_metric(stats, "kloudlens_intentd_events_total", NULL,
+					      "Enriched records consumed", SHM_COUNTER);
+	uint64_t *m_invalid = shm_stats_metric(stats, "kloudlens_intentd_invalid_total", NULL,
+					       "Enriched records rejected by validation", SHM_COUNTER);
+	uint64_t *m_intents = shm_stats_metric(stats, "kloudlens_intentd_intents_total", NULL,
+					       "Intents emitted", SHM_COUNTER);
+	uint64_t *m_procs = shm_stats_metric(stats, "kloudlens_intentd_processes", NULL,
+					     "Processes with folding state", SHM_GAUGE);
+	uint64_t *m_pevict = shm_stats_metric(stats, "kloudlens_intentd_processes_evicted_total", NULL,
+					      "Processes evicted by the cap (state flushed)", SHM_COUNTER);
+	uint64_t *m_open = shm_stats_metric(stats, "kloudlens_intentd_open", NULL,
+					    "Open files/sockets being folded", SHM_GAUGE);
+	uint64_t *m_oevict = shm_stats_metric(stats, "kloudlens_intentd_open_evicted_total", NULL,
+					      "Open files/sockets flushed early by the cap", SHM_COUNTER);
+	uint64_t *m_untracked = shm_stats_metric(stats, "kloudlens_intentd_fd_untracked_total", NULL,
+						 "fds above the per-process cap", SHM_COUNTER);
+	uint64_t *m_dns = shm_stats_metric(stats, "kloudlens_intentd_dns_pending", NULL,
+					   "DNS queries awaiting a response", SHM_GAUGE);
+	uint64_t *m_dns_bad = shm_stats_metric(stats, "kloudlens_intentd_dns_unparsed_total", NULL,
+					       "DNS messages the parser rejected", SHM_COUNTER);
+	uint64_t *m_dns_to = shm_stats_metric(stats, "kloudlens_intentd_dns_timeouts_total", NULL,
+					      "DNS queries without a response", SHM_COUNTER);
+	uint64_t *m_dns_ev = shm_stats_metric(stats, "kloudlens_intentd_dns_evicted_total", NULL,
+					      "DNS queries flushed early by the cap", SHM_COUNTER);
+	static const char *const kind_names[KL_INTENT__COUNT] = {
+		[KL_INTENT_PROCESS_START] = "ProcessStart", [KL_INTENT_PROCESS_EXIT] = "ProcessExit",
+		[KL_INTENT_FILE_ACCESS] = "FileAccess", [KL_INTENT_FILE_META_CHANGE] = "FileMetaChange",
+		[KL_INTENT_NETWORK_EXCHANGE] = "NetworkExchange", [KL_INTENT_NETWORK_LISTEN] = "NetworkListen",
+		[KL_INTENT_DNS_QUERY] = "DNSQuery", [KL_INTENT_PRIVILEGE_CHANGE] = "PrivilegeChange",
+		[KL_INTENT_NAMESPACE_CHANGE] = "NamespaceChange", [KL_INTENT_MODULE_LOAD] = "ModuleLoad",
+		[KL_INTENT_BPF_LOAD] = "BPFLoad", [KL_INTENT_PTRACE] = "Ptrace",
+		[KL_INTENT_EXEC_FROM_MEMORY] = "ExecFromMemory", [KL_INTENT_SIGNAL] = "Signal",
+		[KL_INTENT_IPC] = "IPC",
+	};
+	uint64_t *m_kind[KL_INTENT__COUNT] = { 0 };
+	for (int k = 1; k < KL_INTENT__COUNT; k++) {
+		char lbl[64];
+		snprintf(lbl, sizeof(lbl), "kind=\"%s\"", kind_names[k]);
+		m_kind[k] = shm_stats_metric(stats, "kloudlens_intentd_intents_by_kind_total", lbl,
+					     "Intents emitted, by kind", SHM_COUNTER);
+	}
+	uint64_t *m_emit_err = shm_stats_metric(stats, "kloudlens_intentd_emit_errors_total", NULL,
+						"Intents that could not be written to the ring", SHM_COUNTER);
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	active = c;
+	snprintf(msg, sizeof(msg), "running: %s -> %s as uid %d", in, outname, (int)getuid());
+	log_line("info", msg);
+
+	struct shm_rec recs[BATCH];
+	bool draining = false;
+	uint64_t last_ts = 0;
+	for (;;) {
+		int n = shm_consumer_poll(c, recs, BATCH, draining ? 0 : 200);
+		if (n == -EINTR || (n == 0 && stop)) {
+			if (draining || n == 0)
+				break;
+			draining = true;   /* finish what the ring holds, then exit */
+			continue;
+		}
+		if (n < 0) {
+			snprintf(msg, sizeof(msg), "ring %s: %s", in, strerror(-n));
+			log_line("error", msg);
+			break;
+		}
+		if (n == 0 && last_ts) {
+			/* Quiet stream: let windows and DNS timeouts fire on the clock the
+			 * events are stamped with, but only for a live stream: a replayed
+			 * recording's timestamps are far in the past and must not be
+			 * overtaken by the wall clock. */
+			uint64_t mono = kl_now_mono_ns();
+			if (mono >= last_ts && mono - last_ts < LIVE_NS)
+				kl_intentd_tick(e, mono);
+		}
+		for (int i = 0; i < n; i++) {
+			kl_intentd_process(e, recs[i].type, recs[i].data, recs[i].len);
+			if (recs[i].len >= sizeof(struct kl_event)) {
+				struct kl_event ev;
+				memcpy(&ev, recs[i].data, sizeof(ev));
+				if (ev.ts_ns > last_ts)
+					last_ts = ev.ts_ns;
+			}
+		}
+		shm_publish(out.ring);
+		out.pending = 0;
+		shm_consumer_release(c);
+		if (out.err == -EPIPE)
+			break;
+		struct kl_intentd_stats st;
+		kl_intentd_stats(e, &st);
+		shm_stats_set(m_events, st.events);
+		shm_stats_set(m_invalid, st.invalid);
+		shm_stats_set(m_intents, st.intents);
+		shm_stats_set(m_procs, st.procs);
+		shm_stats_set(m_pevict, st.procs_evicted);
+		shm_stats_set(m_open, st.open);
+		shm_stats_set(m_oevict, st.open_evicted);
+		shm_stats_set(m_untracked, st.fd_untracked);
+		shm_stats_set(m_dns, st.dns_pending);
+		shm_stats_set(m_dns_bad, st.dns_unparsed);
+		shm_stats_set(m_dns_to, st.dns_timeouts);
+		shm_stats_set(m_dns_ev, st.dns_evicted);
+		shm_stats_set(m_emit_err, st.emit_errors);
+		for (int k = 1; k < KL_INTENT__COUNT; k++)
+			shm_stats_set(m_kind[k], st.by_kind[k]);
+	}
+	/* nothing still being folded is lost at shutdown: it goes out marked "shutdown" */
+	kl_intentd_flush(e);
+	shm_publish(out.ring);
+	rc = 0;
+	log_line("info", "stopped");
+out:
+	active = NULL;
+	shm_consumer_detach(c);
+	shm_ring_close(out.ring);
+	shm_ring_close(rin);
+	shm_stats_close(stats);
+	kl_intentd_free(e);
+	return rc;
+}
