@@ -49,41 +49,6 @@ static void shm_log_cb(int level, const char *msg, void *ctx)
 	log_line(level <= 3 ? "error" : "warn", msg);
 }
 
-/* Become @user (if root) and hold no capability at all. Return: 0 or -errno. */
-static int drop_privileges(const char *user)
-{
-	char msg[256];
-
-	if (geteuid() == 0) {
-		struct passwd *pw = getpwnam(user);
-		if (!pw && strcmp(user, "nobody") != 0) {
-			snprintf(msg, sizeof(msg), "user %s does not exist, running as nobody", user);
-			log_line("warn", msg);
-			pw = getpwnam("nobody");
-		}
-		if (!pw)
-			return -ENOENT;
-		/* Clear the bounding set while we still hold CAP_SETPCAP. */
-		for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
-			if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-				return -errno;
-		if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-			return -errno;
-	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	cap_t none = cap_init();
-	if (!none)
-		return -ENOMEM;
-	int r = cap_set_proc(none);
-	cap_free(none);
-	if (r < 0)
-		return -errno;
-	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	return 0;
-}
-
 struct out {
 	struct shm_ring *ring;
 	uint64_t pending;       /* reserved but unpublished bytes */
@@ -213,7 +178,9 @@ int main(int argc, char **argv)
 		log_line("error", msg);
 		goto out;
 	}
-	err = drop_privileges(user);
+	err = kl_drop_privileges(user, msg, sizeof(msg));
+	if (!err && msg[0])
+		log_line("warn", msg);
 	if (err) {
 		snprintf(msg, sizeof(msg), "drop privileges to %s: %s", user, strerror(-err));
 		log_line("error", msg);

@@ -56,6 +56,7 @@ static struct kl_config cfg;
 static uid_t run_uid;
 static gid_t run_gid;
 static pid_t viewer = -1;
+static pid_t supervisor_pid;
 extern char **environ;
 
 static uint64_t now_ms(void)
@@ -224,7 +225,11 @@ static int build_args(enum kl_stage id, char **argv, char bufs[][KL_CFG_STR + 32
 		ARG("--admin");
 		ARG("%s", cfg.admin);
 		ARG("--metrics");
-		ARG("%s", cfg.metrics);
+		/* the config holds host:port (DESIGN §5); nng's HTTP server wants a URL */
+		if (cfg.metrics[0] && !strstr(cfg.metrics, "://"))
+			ARG("http://%s", cfg.metrics);
+		else
+			ARG("%s", cfg.metrics);
 		ARG("--wal");
 		ARG("%s/wal", cfg.state_dir);
 		break;
@@ -285,6 +290,11 @@ static void start(enum kl_stage id)
 			fprintf(stderr, "kloudlens: %s: cannot drop privileges: %s\n", s->bin, strerror(errno));
 			_exit(126);
 		}
+		/* If the supervisor dies, its stages go too (they resume from their
+		 * cursors when it comes back). Set after the uid change, which clears it. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+		if (getppid() != supervisor_pid)
+			_exit(0);
 		fexecve(fd, argv, environ);
 		fprintf(stderr, "kloudlens: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -331,6 +341,9 @@ static void start_viewer(void)
 		int fd = open(klrec.path, O_RDONLY);
 		if (fd < 0 || become_unprivileged() < 0)
 			_exit(126);
+		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+		if (getppid() != supervisor_pid)
+			_exit(0);
 		fexecve(fd, args, environ);
 		_exit(127);
 	}
@@ -528,6 +541,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	supervisor_pid = getpid();
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
 		logf_("error", NULL, "signalfd: %s", strerror(errno));

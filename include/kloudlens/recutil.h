@@ -131,6 +131,13 @@ KL_API void kl_buf_json_str(struct kl_buf *b, const void *s, size_t len);
  */
 KL_API void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len, uint64_t ring_seq);
 
+/**
+ * kl_drop_privileges() - if root, become @user (or nobody, noted in @note
+ * when @user does not exist) with an empty bounding set; in every case
+ * set no_new_privs and hold no capability at all. Return: 0 or -errno.
+ */
+KL_API int kl_drop_privileges(const char *user, char *note, size_t notelen);
+
 /* Monotonic and realtime clocks in ns. */
 KL_API uint64_t kl_now_mono_ns(void);
 KL_API uint64_t kl_now_real_ns(void);

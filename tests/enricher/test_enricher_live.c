@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Live: kl-collector + kl-enricher, a real runc container with the
+ * Kubernetes CRI annotations, and the enriched events of a command run
+ * inside it must carry the container id, pod, namespace, container name,
+ * image, the exe, and the path behind every fd; then the stop record.
+ * With KLOUDLENS_REQUIRE_LIVE=1 a missing runc or BPF fails the test.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <kloudlens/recutil.h>
+#include <kloudlens/shm.h>
+
+static char dir[128], ctr_id[64];
+static pid_t collector = -1, enricher = -1;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void stop(pid_t *p)
+{
+	if (*p <= 0)
+		return;
+	kill(*p, SIGTERM);
+	for (int i = 0; i < 100 && waitpid(*p, NULL, WNOHANG) == 0; i++)
+		usleep(50000);
+	kill(*p, SIGKILL);
+	waitpid(*p, NULL, 0);
+	*p = -1;
+}
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/kl-enr-live.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	chmod(dir, 0755);   /* the enricher runs unprivileged and maps rings here */
+	snprintf(ctr_id, sizeof(ctr_id), "kl-enr-live-%d", (int)getpid());
+}
+
+static void teardown(void)
+{
+	sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
+	stop(&enricher);
+	stop(&collector);
+	sh("rm -rf '%s'", dir);
+}
+
+TestSuite(enricher_live, .init = setup, .fini = teardown, .timeout = 120);
+
+static bool live_required(void)
+{
+	const char *v = getenv("KLOUDLENS_REQUIRE_LIVE");
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+static const char *bin(const char *rel)
+{
+	static char p[2][512];
+	static int i;
+	const char *b = getenv("KLOUDLENS_BUILD_ROOT");
+	i ^= 1;
+	snprintf(p[i], sizeof(p[i]), "%s/%s", b ? b : "build", rel);
+	return p[i];
+}
+
+static pid_t spawn(char *const argv[])
+{
+	pid_t p = fork();
+	cr_assert_geq(p, 0);
+	if (p == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return p;
+}
+
+static bool field_is(const struct shm_rec *r, uint16_t id, const char *want)
+{
+	struct kl_field_view f;
+	if (!kl_field_find(r->type, r->data, r->len, id, &f))
+		return false;
+	return strlen(want) == strnlen((const char *)f.data, f.len) && !memcmp(f.data, want, strlen(want));
+}
+
+Test(enricher_live, runc_container_events_carry_pod_and_fd_paths)
+{
+	char rings[200], ready[200], bundle[200];
+
+	if (geteuid() != 0 || sh("command -v runc >/dev/null") != 0) {
+		if (live_required())
+			cr_assert_fail("live test needs root and runc");
+		cr_skip_test("needs root and runc");
+	}
+	snprintf(rings, sizeof(rings), "%s/rings", dir);
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(bundle, sizeof(bundle), "%s/bundle", dir);
+
+	char *cargv[] = { (char *)bin("collector/kl-collector"), "--dir", rings, "--capacity", "16777216",
+			  "--ready", ready, NULL };
+	collector = spawn(cargv);
+	for (int i = 0; i < 300 && access(ready, F_OK) != 0; i++) {
+		cr_assert_eq(waitpid(collector, NULL, WNOHANG), 0, "kl-collector exited before attaching");
+		usleep(50000);
+	}
+	cr_assert_eq(access(ready, F_OK), 0, "kl-collector did not attach within 15 s");
+	char *eargv[] = { (char *)bin("enricher/kl-enricher"), "--dir", rings, "--capacity", "16777216",
+			  "--wait", "10", NULL };
+	enricher = spawn(eargv);
+	struct shm_ring *en = NULL;
+	for (int i = 0; i < 200 && shm_ring_open(rings, "enriched", &en); i++)
+		usleep(50000);
+	cr_assert_not_null(en, "kl-enricher did not create the enriched ring");
+	struct shm_consumer *c;
+	cr_assert_eq(shm_consumer_attach(en, "live-test", SHM_REQUIRED, &c), 0);
+
+	/* A busybox-static bundle with the CRI annotations kubelet would set. */
+	cr_assert_eq(sh("set -e; B=%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
+			"$B/rootfs/tmp $B/rootfs/etc; cp /bin/busybox $B/rootfs/bin/; "
+			"for a in sh cat echo; do ln -s busybox $B/rootfs/bin/$a; done; "
+			"echo kl-live-host > $B/rootfs/etc/hostname; cd $B; runc spec; "
+			"jq '.process.terminal=false | .root.readonly=false "
+			"| .process.args=[\"/bin/sh\",\"-c\",\"cat /etc/hostname > /tmp/copy; exit 3\"] "
+			"| .annotations={\"io.kubernetes.cri.container-name\":\"web\","
+			"\"io.kubernetes.cri.sandbox-name\":\"shop-7d4-live\","
+			"\"io.kubernetes.cri.sandbox-namespace\":\"prod\","
+			"\"io.kubernetes.cri.sandbox-uid\":\"0b5c-uid\","
+			"\"io.kubernetes.cri.image-name\":\"docker.io/library/busybox:1.35\","
+			"\"io.kubernetes.cri.container-type\":\"container\"}' config.json > c.json; mv c.json config.json",
+			bundle), 0);
+	int rc = sh("cd %s && runc run %s </dev/null >/dev/null 2>%s/run.err", bundle, ctr_id, dir);
+	cr_assert_eq(rc, 3, "runc run: exit %d (see %s/run.err)", rc, dir);
+
+	bool start = false, open_ok = false, read_ok = false, write_ok = false, stop_seen = false;
+	uint64_t deadline = kl_now_mono_ns() + 20ull * 1000000000ull;
+	struct shm_rec recs[256];
+	while (kl_now_mono_ns() < deadline && !(start && open_ok && read_ok && write_ok && stop_seen)) {
+		int n = shm_consumer_poll(c, recs, 256, 200);
+		cr_assert_geq(n, 0);
+		for (int i = 0; i < n; i++) {
+			const struct shm_rec *r = &recs[i];
+			struct kl_enriched e;
+			uint16_t rt;
+			const void *raw;
+			size_t rl;
+			if (r->type != KL_REC_ENRICHED || kl_rec_validate(r->type, r->data, r->len) ||
+			    kl_enriched_raw(r->data, r->len, &rt, &raw, &rl))
+				continue;
+			memcpy(&e, r->data, sizeof(e));
+			if (rt == KL_REC_CONTAINER) {
+				struct kl_container kc;
+				memcpy(&kc, raw, sizeof(kc));
+				if (!field_is(r, KL_F_CONTAINER_ID, ctr_id))
+					continue;
+				if (kc.kind == KL_CTR_START || kc.kind == KL_CTR_SNAPSHOT)
+					start = true;
+				if (kc.kind == KL_CTR_STOP)
+					stop_seen = true;
+				continue;
+			}
+			if (rt != KL_REC_SYSCALL || !field_is(r, KL_F_CONTAINER_ID, ctr_id))
+				continue;
+			/* every event of the container carries the pod's identity */
+			cr_assert(field_is(r, KL_F_POD_NAME, "shop-7d4-live"));
+			cr_assert(field_is(r, KL_F_POD_NAMESPACE, "prod"));
+			cr_assert(field_is(r, KL_F_CONTAINER_NAME, "web"));
+			cr_assert(field_is(r, KL_F_IMAGE, "docker.io/library/busybox:1.35"));
+			struct kl_syscall sc;
+			memcpy(&sc, raw, sizeof(sc));
+			if (!strncmp(e.ev.comm, "cat", 3)) {
+				if ((sc.nr == 257 || sc.nr == 2) && sc.ret >= 0 && field_is(r, KL_F_ABS_PATH, "/etc/hostname"))
+					open_ok = true;
+				/* busybox cat copies with sendfile(out, in) where it can */
+				bool rd = (sc.nr == 0 && field_is(r, KL_F_FD_PATH, "/etc/hostname")) ||
+					  (sc.nr == 40 && field_is(r, KL_F_FD_PATH2, "/etc/hostname"));
+				bool wr = (sc.nr == 1 || sc.nr == 40) && field_is(r, KL_F_FD_PATH, "/tmp/copy");
+				if (rd && sc.ret > 0) {
+					/* busybox's shell runs applets by exec of /proc/self/exe, and
+					 * the collector reports the exec'd filename (docs/events.md) */
+					struct kl_field_view xf;
+					cr_assert(kl_field_find(r->type, r->data, r->len, KL_F_EXE, &xf) && xf.len > 0,
+						  "no exe for cat in the container");
+					cr_assert(kl_field_find(r->type, r->data, r->len, KL_F_ARGV, &xf) &&
+						  xf.len >= 3 && !memcmp(xf.data, "cat", 3), "argv of cat");
+					read_ok = true;
+				}
+				if (wr && sc.ret > 0)
+					write_ok = true;
+			}
+		}
+		shm_consumer_release(c);
+	}
+	cr_assert(start, "no container START/SNAPSHOT record for %s", ctr_id);
+	cr_assert(open_ok, "open of /etc/hostname inside the container not seen with its pod");
+	cr_assert(read_ok, "read on the fd of /etc/hostname not resolved to its path");
+	cr_assert(write_ok, "write to the redirected stdout not resolved to /tmp/copy");
+	cr_assert(stop_seen, "no container STOP record after runc run returned");
+	shm_consumer_detach(c);
+	shm_ring_close(en);
+}
