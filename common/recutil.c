@@ -216,7 +216,7 @@ const char *kl_field_name(uint16_t id)
 	case KL_F_SANDBOX_ID: return "sandbox_id";
 	case KL_F_CGROUP_PATH: return "cgroup_path";
 	case KL_F_BUNDLE: return "bundle";
-	case KL_F_RUNTIME: return "runtime";
+	case KL_F_RUNTIME: return "oci_runtime"; /* "runtime" is the enum on the struct */
 	case KL_F_NAME: return "name";
 	case KL_F_PARENT_EXE: return "parent_exe";
 	case KL_F_FD_PATH: return "fd_path";

@@ -170,3 +170,28 @@ Test(recutil, syscall_names)
 	cr_assert_str_eq(kl_category_name(KL_CAT_SOCK_LC), "sock_lc");
 	cr_assert_eq(kl_category_from_name("bulk_net"), KL_CAT_BULK_NET);
 }
+
+Test(recutil, json_container_has_no_duplicate_keys)
+{
+	uint8_t buf[512];
+	struct kl_container k = { 0 };
+	struct kl_tail_builder tb;
+	struct kl_buf b = { 0 };
+	json_error_t je;
+
+	k.kind = KL_CTR_START;
+	k.runtime = KL_RT_CONTAINERD;
+	memcpy(buf, &k, sizeof(k));
+	kl_tail_init(&tb, buf, sizeof(k), sizeof(buf));
+	kl_tail_add_str(&tb, KL_F_CONTAINER_ID, "abc");
+	kl_tail_add_str(&tb, KL_F_RUNTIME, "containerd/runc");
+	size_t len = kl_tail_finish(&tb);
+	kl_rec_to_json(&b, KL_REC_CONTAINER, buf, len, UINT64_MAX);
+	/* the runtime enum and the runtime binary once printed under one key */
+	json_t *j = json_loads(b.p, JSON_REJECT_DUPLICATES, &je);
+	cr_assert_not_null(j, "%s: %s", je.text, b.p);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "runtime")), "containerd");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "oci_runtime")), "containerd/runc");
+	json_decref(j);
+	kl_buf_free(&b);
+}
