@@ -799,6 +799,16 @@ static void on_dns(struct kl_intentd *e, const struct cur *c, struct iproc *p)
 		e->st.dns_unparsed++;
 		return;
 	}
+	/*
+	 * A DNSQuery is a process asking: its query leaves (egress) and the
+	 * answer comes in (ingress). The same packets seen the other way are
+	 * a local DNS server's side of the exchange, and on loopback every
+	 * packet is seen both ways: counting them would report each query twice.
+	 */
+	if (d.direction != (m.response ? KL_DIR_INGRESS : KL_DIR_EGRESS)) {
+		e->st.dns_server_side++;
+		return;
+	}
 	const struct kl_event *ev = &c->en->ev;
 	if (!m.response) {
 		for (uint32_t i = 0; i < e->st.dns_pending; i++) {

@@ -43,6 +43,7 @@ struct kl_intentd_stats {
 	uint64_t fd_untracked;      /* fd number above max_fds_per_proc */
 	uint64_t dns_pending;
 	uint64_t dns_unparsed;      /* DNS messages the parser rejected */
+	uint64_t dns_server_side;   /* a query arriving at / an answer leaving a local server */
 	uint64_t dns_timeouts;
 	uint64_t dns_evicted;
 	uint64_t dns_linked;        /* connections linked to an answer */
