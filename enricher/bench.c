@@ -18,44 +18,9 @@
 #include <kloudlens/recfile.h>
 #include <kloudlens/recutil.h>
 
+#include "../tests/common/benchstream.h"
 #include "../tests/common/rawgen.h"
 #include "enrich.h"
-
-struct stream {
-	uint8_t *buf;
-	size_t len, cap;
-	uint64_t n;
-	uint64_t seq;
-};
-
-static void push(struct stream *s, uint16_t type, const void *rec, size_t len)
-{
-	size_t need = 8 + ((len + 7) & ~(size_t)7);
-
-	if (s->len + need > s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 1 << 24;
-		s->buf = realloc(s->buf, s->cap);
-		if (!s->buf) {
-			perror("realloc");
-			exit(1);
-		}
-	}
-	uint32_t l = (uint32_t)len;
-	memcpy(s->buf + s->len, &l, 4);
-	memcpy(s->buf + s->len + 4, &type, 2);
-	memcpy(s->buf + s->len + 8, rec, len);
-	s->len += need;
-	s->n++;
-}
-
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
 
 /*
  * Roughly what a busy web node looks like: long-lived servers doing
@@ -142,41 +107,6 @@ static void generate(struct stream *s, uint64_t target)
 	}
 }
 
-static int load_file(struct stream *s, const char *path)
-{
-	struct kl_recfile_reader *r;
-	struct kl_recfile_rec rec;
-	char msg[300];
-	int got;
-
-	if (kl_recr_open(path, &r, msg, sizeof(msg))) {
-		fprintf(stderr, "enricher-bench: %s\n", msg);
-		return -1;
-	}
-	while ((got = kl_recr_next(r, &rec)) > 0)
-		if (rec.type < KL_REC_ENRICHED)
-			push(s, rec.type, rec.data, rec.len);
-	if (got < 0)
-		fprintf(stderr, "enricher-bench: %s: %s (using the %llu records before it)\n", path,
-			kl_recr_error(r), (unsigned long long)s->n);
-	kl_recr_close(r);
-	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static long peak_kb(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
-
 int main(int argc, char **argv)
 {
 	struct stream s = { 0 };
@@ -204,7 +134,7 @@ int main(int argc, char **argv)
 		}
 	}
 	long rss0 = peak_kb();
-	if (file ? load_file(&s, file) : (generate(&s, n), 0))
+	if (file ? load_file(&s, file, "enricher-bench", KL_REC_ENRICHED - 1) : (generate(&s, n), 0))
 		return 1;
 	if (!s.n) {
 		fprintf(stderr, "enricher-bench: empty stream\n");

@@ -21,46 +21,10 @@
 #include <kloudlens/recfile.h>
 #include <kloudlens/recutil.h>
 
+#include "../tests/common/benchstream.h"
 #include "../tests/common/rawgen.h"
 #include "enrich.h"
 #include "intentd.h"
-
-struct stream {
-	uint8_t *buf;
-	size_t len, cap;
-	uint64_t n;
-	uint64_t seq;
-};
-
-static void push(struct stream *s, uint16_t type, const void *rec, size_t len)
-{
-	size_t need = 8 + ((len + 7) & ~(size_t)7);
-
-	if (s->len + need > s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 1 << 24;
-		s->buf = realloc(s->buf, s->cap);
-		if (!s->buf) {
-			perror("realloc");
-			exit(1);
-		}
-	}
-	uint32_t l = (uint32_t)len;
-	memcpy(s->buf + s->len, &l, 4);
-	memcpy(s->buf + s->len + 4, &type, 2);
-	memcpy(s->buf + s->len + 8, rec, len);
-	s->len += need;
-	s->n++;
-}
-
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
-
 
 /* One DNS query or its response (A db.shop.svc -> 10.1.2.3), as cgroup_skb sees it. */
 static size_t dns_pair(uint8_t *buf, size_t cap, const struct rg_task *t, uint64_t seq, uint64_t ts, bool resp)
@@ -191,41 +155,6 @@ static void generate(struct stream *s, uint64_t target)
 	}
 }
 
-static int load_file(struct stream *s, const char *path)
-{
-	struct kl_recfile_reader *r;
-	struct kl_recfile_rec rec;
-	char msg[300];
-	int got;
-
-	if (kl_recr_open(path, &r, msg, sizeof(msg))) {
-		fprintf(stderr, "intentd-bench: %s\n", msg);
-		return -1;
-	}
-	while ((got = kl_recr_next(r, &rec)) > 0)
-		if (rec.type <= KL_REC_ENRICHED)
-			push(s, rec.type, rec.data, rec.len);
-	if (got < 0)
-		fprintf(stderr, "intentd-bench: %s: %s (using the %llu records before it)\n", path,
-			kl_recr_error(r), (unsigned long long)s->n);
-	kl_recr_close(r);
-	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static long peak_kb(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
-
 /* The generated raw stream as a klrec recording, so --file can replay it elsewhere. */
 static int save_stream(const struct stream *raw, const char *path)
 {
@@ -320,7 +249,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (file ? load_file(&raw, file) : (generate(&raw, n), 0))
+	if (file ? load_file(&raw, file, "intentd-bench", KL_REC_ENRICHED) : (generate(&raw, n), 0))
 		return 1;
 	if (save && save_stream(&raw, save))
 		return 1;
