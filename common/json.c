@@ -325,6 +325,16 @@ static void put_fields(struct kl_buf *b, uint16_t type, const void *rec, size_t 
 		case KL_F_DATA:
 			put_base64(b, f.data, f.len);
 			break;
+		case KL_F_GRAPH_SEQS: {     /* graph (kl-graphd): u64 array */
+			kl_buf_putc(b, '[');
+			for (size_t i = 0; i + 8 <= f.len; i += 8) {
+				uint64_t v;
+				memcpy(&v, (const uint8_t *)f.data + i, 8);
+				kl_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)v);
+			}
+			kl_buf_putc(b, ']');
+			break;
+		}
 		default:
 			kl_buf_json_str(b, f.data, strnlen((const char *)f.data, f.len));
 		}
@@ -482,6 +492,75 @@ static void put_intent(struct kl_buf *b, const struct kl_intent *in)
 	put_intent_args(b, in);
 }
 
+/* --- graph (kl-graphd) --- */
+static void put_graph(struct kl_buf *b, const struct kl_graph *g)
+{
+	static const char *const ops[] = { "unknown", "edge", "session_open", "session_close", "session_evict" };
+	static const char *const nodes[] = { "unknown", "process", "file", "socket", "container", "pipe", "endpoint" };
+	static const char *const kinds[KL_GE__COUNT] = {
+		[KL_GE_FORK] = "FORK", [KL_GE_EXEC] = "EXEC", [KL_GE_FILE_READ] = "FILE_READ",
+		[KL_GE_FILE_WRITE] = "FILE_WRITE", [KL_GE_FILE_EXEC] = "FILE_EXEC", [KL_GE_IPC] = "IPC",
+		[KL_GE_NET_CONNECT] = "NET_CONNECT", [KL_GE_NET_ACCEPT] = "NET_ACCEPT",
+		[KL_GE_SIGNAL] = "SIGNAL", [KL_GE_PTRACE] = "PTRACE", [KL_GE_FILE_SHARED] = "FILE_SHARED",
+	};
+	static const char *const gflags[] = { "new", "cross_container", "matched", "loopback", "pipe",
+					       "socketpair", "unix", "failed", "session_exec",
+					       "session_container", "session_setsid" };
+
+	kl_buf_printf(b, ",\"op\":\"%s\"", g->op < 5 ? ops[g->op] : "unknown");
+	if (g->op == KL_GOP_EDGE)
+		kl_buf_printf(b, ",\"kind\":\"%s\"",
+			      g->kind < KL_GE__COUNT && kinds[g->kind] ? kinds[g->kind] : "unknown");
+	kl_buf_puts(b, ",\"flags\":");
+	put_bits(b, g->gflags, gflags, sizeof(gflags) / sizeof(gflags[0]));
+	kl_buf_printf(b, ",\"session_id\":\"%016llx\",\"from_kind\":\"%s\",\"from_id\":\"%016llx\","
+		      "\"to_kind\":\"%s\",\"to_id\":\"%016llx\",\"to_pid\":%u,\"to_start_ns\":%llu,"
+		      "\"to_session_id\":\"%016llx\",\"first_ns\":%llu,\"last_ns\":%llu,\"count\":%llu,"
+		      "\"first_seq\":%llu,\"last_seq\":%llu,\"from_ctr_cgroup_id\":%llu,"
+		      "\"to_ctr_cgroup_id\":%llu,\"arg\":%llu",
+		      (unsigned long long)g->session_id, g->from_kind < 7 ? nodes[g->from_kind] : "unknown",
+		      (unsigned long long)g->from_id, g->to_kind < 7 ? nodes[g->to_kind] : "unknown",
+		      (unsigned long long)g->to_id, g->to_pid, (unsigned long long)g->to_start_ns,
+		      (unsigned long long)g->to_session_id, (unsigned long long)g->first_ns,
+		      (unsigned long long)g->last_ns, (unsigned long long)g->count,
+		      (unsigned long long)g->first_seq, (unsigned long long)g->last_seq,
+		      (unsigned long long)g->from_ctr_cgroup_id, (unsigned long long)g->to_ctr_cgroup_id,
+		      (unsigned long long)g->arg);
+}
+
+/* --- deviation (kl-baselined) --- */
+static void put_deviation(struct kl_buf *b, const struct kl_deviation *d)
+{
+	static const char *const kinds[KL_DEV__COUNT] = {
+		[KL_DEV_NEW_EXEC] = "new_exec", [KL_DEV_NEW_TRANSITION] = "new_transition",
+		[KL_DEV_NEW_FILE] = "new_file", [KL_DEV_NEW_EGRESS] = "new_egress",
+		[KL_DEV_NEW_INGRESS] = "new_ingress", [KL_DEV_NEW_LISTEN] = "new_listen",
+		[KL_DEV_NEW_DNS] = "new_dns", [KL_DEV_NEW_SYSCALL] = "new_syscall",
+		[KL_DEV_PRIVILEGE] = "privilege", [KL_DEV_RARE] = "rare",
+	};
+	static const char *const sev[] = { "unspecified", "info", "low", "medium", "high", "critical" };
+	static const char *const dflags[] = { "attempt", "repeat", "syscall" };
+	static const char *const access[] = { "read", "write", "create", "truncate", "append", "exec" };
+
+	kl_buf_printf(b, ",\"kind\":\"%s\",\"severity\":\"%s\",\"score\":%u,\"flags\":",
+		      d->kind < KL_DEV__COUNT && kinds[d->kind] ? kinds[d->kind] : "unknown",
+		      d->severity < 6 ? sev[d->severity] : "unknown", d->score);
+	put_bits(b, d->dflags, dflags, 3);
+	kl_buf_printf(b, ",\"intent_kind\":\"%s\"", d->intent_kind ? intent_kind(d->intent_kind) : "none");
+	if (d->access) {
+		kl_buf_puts(b, ",\"access\":");
+		put_bits(b, d->access, access, 6);
+	}
+	kl_buf_printf(b, ",\"profile_num\":\"%016llx\",\"workload_id\":\"%016llx\",\"intent_seq\":%llu,"
+		      "\"first_seq\":%llu,\"last_seq\":%llu,\"occurrences\":%llu,\"suppressed\":%llu,"
+		      "\"number\":%llu,\"estimate\":%llu,\"ctr_cgroup_id\":%llu",
+		      (unsigned long long)d->profile_id, (unsigned long long)d->workload_id,
+		      (unsigned long long)d->intent_seq, (unsigned long long)d->first_seq,
+		      (unsigned long long)d->last_seq, (unsigned long long)d->occurrences,
+		      (unsigned long long)d->suppressed, (unsigned long long)d->number,
+		      (unsigned long long)d->estimate, (unsigned long long)d->ctr_cgroup_id);
+}
+
 void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len, uint64_t ring_seq)
 {
 	const struct kl_rec_info *ri = kl_rec_info(type);
@@ -622,6 +701,18 @@ void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len
 		struct kl_intent in;
 		memcpy(&in, rec, sizeof(in));
 		put_intent(b, &in);
+		break;
+	}
+	case KL_REC_GRAPH: {        /* graph (kl-graphd) */
+		struct kl_graph g;
+		memcpy(&g, rec, sizeof(g));
+		put_graph(b, &g);
+		break;
+	}
+	case KL_REC_DEVIATION: {    /* deviation (kl-baselined) */
+		struct kl_deviation d;
+		memcpy(&d, rec, sizeof(d));
+		put_deviation(b, &d);
 		break;
 	}
 	case KL_REC_MARK: {

@@ -24,6 +24,8 @@ static const struct kl_rec_info registry[] = {
 	{ KL_REC_LOSS, "loss", sizeof(struct kl_loss), true },
 	{ KL_REC_ENRICHED, "enriched", sizeof(struct kl_enriched), true, true },
 	{ KL_REC_INTENT, "intent", sizeof(struct kl_intent), true },
+	{ KL_REC_GRAPH, "graph", sizeof(struct kl_graph), true },     /* graph (kl-graphd) */
+	{ KL_REC_DEVIATION, "deviation", sizeof(struct kl_deviation), true }, /* deviation (kl-baselined) */
 	{ KL_REC_MARK, "mark", sizeof(struct kl_mark), true },
 };
 
@@ -229,6 +231,19 @@ const char *kl_field_name(uint16_t id)
 	case KL_F_NODE: return "node";
 	case KL_F_DNS_NAME: return "dns_name";
 	case KL_F_DNS_ANSWERS: return "dns_answers";
+	/* graph (kl-graphd) */
+	case KL_F_GRAPH_FROM: return "graph_from";
+	case KL_F_GRAPH_TO: return "graph_to";
+	case KL_F_GRAPH_FROM_CTR: return "graph_from_ctr";
+	case KL_F_GRAPH_TO_CTR: return "graph_to_ctr";
+	case KL_F_GRAPH_SEQS: return "graph_seqs";
+	case KL_F_GRAPH_POD: return "graph_pod";
+	/* deviation (kl-baselined) */
+	case KL_F_DEV_WORKLOAD: return "workload";
+	case KL_F_DEV_PROFILE: return "profile";
+	case KL_F_DEV_ITEM: return "item";
+	case KL_F_DEV_PARENT: return "item_parent";
+	case KL_F_DEV_REASON: return "reason";
 	default: return NULL;
 	}
 }

@@ -19,32 +19,13 @@
 
 #include <kloudlens/recutil.h>
 #include <kloudlens/shm.h>
+#include <kloudlens/stage.h>
 
 #include "enrich.h"
 
 #define BATCH 256
 
-static volatile sig_atomic_t stop;
-static struct shm_consumer *active;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-	if (active)
-		shm_consumer_interrupt(active);
-}
-
-static void log_line(const char *level, const char *msg)
-{
-	fprintf(stderr, "level=%s component=kl-enricher msg=\"%s\"\n", level, msg);
-}
-
-static void shm_log_cb(int level, const char *msg, void *ctx)
-{
-	(void)ctx;
-	log_line(level <= 3 ? "error" : "warn", msg);
-}
+#define COMPONENT "kl-enricher"
 
 static void usage(FILE *o)
 {
@@ -103,41 +84,35 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	shm_set_log(shm_log_cb, NULL);
+	shm_set_log(kl_stage_shm_log, COMPONENT);
+	kl_stage_signals();
 
-	uint64_t deadline = kl_now_mono_ns() + (uint64_t)(wait_s * 1e9);
-	while ((err = shm_ring_open(dir, in, &rin)) == -ENOENT && kl_now_mono_ns() < deadline && !stop)
-		usleep(100000);
+	err = kl_stage_open_input(dir, in, wait_s, &rin);
 	if (err) {
-		snprintf(msg, sizeof(msg), "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
-			 strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
+		       strerror(-err));
 		return 1;
 	}
 	err = shm_ring_create(dir, outname, &ro, &rout);
 	if (err) {
-		snprintf(msg, sizeof(msg), "create output ring %s: %s", outname, strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "create output ring %s: %s", outname, strerror(-err));
 		goto out;
 	}
-	err = shm_stats_create(dir, "kl-enricher", 64, &stats);
+	err = shm_stats_create(dir, COMPONENT, 64, &stats);
 	if (err) {
-		snprintf(msg, sizeof(msg), "create stats area: %s", strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "create stats area: %s", strerror(-err));
 		goto out;
 	}
 	err = kl_drop_privileges(user, msg, sizeof(msg));
 	if (!err && msg[0])
-		log_line("warn", msg);
+		kl_log(COMPONENT, "warn", "%s", msg);
 	if (err) {
-		snprintf(msg, sizeof(msg), "drop privileges to %s: %s", user, strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "drop privileges to %s: %s", user, strerror(-err));
 		goto out;
 	}
-	err = shm_consumer_attach(rin, "kl-enricher", SHM_REQUIRED, &c);
+	err = shm_consumer_attach(rin, COMPONENT, SHM_REQUIRED, &c);
 	if (err) {
-		snprintf(msg, sizeof(msg), "attach to ring %s: %s", in, strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "attach to ring %s: %s", in, strerror(-err));
 		goto out;
 	}
 	err = kl_enricher_new(&eo, &e);
@@ -165,27 +140,21 @@ int main(int argc, char **argv)
 	uint64_t *m_trunc = shm_stats_metric(stats, "kloudlens_enricher_truncated_total", NULL,
 					     "Enriched records whose enrichment was cut to fit", SHM_COUNTER);
 
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	active = c;
-	snprintf(msg, sizeof(msg), "running: %s -> %s as uid %d", in, outname, (int)getuid());
-	log_line("info", msg);
+	kl_stage_interrupt_on(c);
+	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
 
 	struct shm_rec recs[BATCH];
 	bool draining = false;
 	for (;;) {
 		int n = shm_consumer_poll(c, recs, BATCH, draining ? 0 : 200);
-		if (n == -EINTR || (n == 0 && stop)) {
+		if (n == -EINTR || (n == 0 && kl_stage_stop)) {
 			if (draining || n == 0)
 				break;
 			draining = true;   /* finish what the ring holds, then exit */
 			continue;
 		}
 		if (n < 0) {
-			snprintf(msg, sizeof(msg), "ring %s: %s", in, strerror(-n));
-			log_line("error", msg);
+			kl_log(COMPONENT, "error", "ring %s: %s", in, strerror(-n));
 			break;
 		}
 		for (int i = 0; i < n; i++) {
@@ -199,8 +168,7 @@ int main(int argc, char **argv)
 				need = shm_ring_max_record(rout);
 			err = shm_reserve(rout, (uint32_t)need, KL_REC_ENRICHED, &p);
 			if (err) {
-				snprintf(msg, sizeof(msg), "ring %s: reserve: %s", outname, strerror(-err));
-				log_line("error", msg);
+				kl_log(COMPONENT, "error", "ring %s: reserve: %s", outname, strerror(-err));
 				goto out;
 			}
 			long w = kl_enricher_process(e, recs[i].type, recs[i].data, recs[i].len, p, need);
@@ -226,9 +194,9 @@ int main(int argc, char **argv)
 		shm_stats_set(m_trunc, st.truncated);
 	}
 	rc = 0;
-	log_line("info", "stopped");
+	kl_log(COMPONENT, "info", "stopped");
 out:
-	active = NULL;
+	kl_stage_interrupt_on(NULL);
 	shm_consumer_detach(c);
 	shm_ring_close(rout);
 	shm_ring_close(rin);

@@ -668,6 +668,196 @@ static void conv_intent(struct kl_conv *cv, const struct kl_intent *r, size_t le
 	env->intent = e;
 }
 
+static char *hex_id(struct kl_conv *cv, uint64_t id)
+{
+	char *s = arena_get(cv, 17, 1);
+
+	if (!s)
+		return (char *)protobuf_c_empty_string;
+	snprintf(s, 17, "%016" PRIx64, id);
+	return s;
+}
+
+/* "namespace/pod" of a graph record -> the container meta's pod fields */
+static void split_pod(struct kl_conv *cv, Kloudlens__V1__ContainerMeta *m, const struct kl_field_view *f)
+{
+	char *ns = fstr(cv, f), *slash = strchr(ns, '/');
+
+	if (!slash)
+		return;
+	*slash = 0;
+	m->pod_namespace = ns;
+	m->pod_name = slash + 1;
+}
+
+/* deviation kinds as DeviationEvent.kind strings (docs/baseline.md) */
+static const char *const deviation_kinds[KL_DEV__COUNT] = {
+	[KL_DEV_NEW_EXEC] = "new_exec", [KL_DEV_NEW_TRANSITION] = "new_transition",
+	[KL_DEV_NEW_FILE] = "new_file", [KL_DEV_NEW_EGRESS] = "new_egress",
+	[KL_DEV_NEW_INGRESS] = "new_ingress", [KL_DEV_NEW_LISTEN] = "new_listen",
+	[KL_DEV_NEW_DNS] = "new_dns", [KL_DEV_NEW_SYSCALL] = "new_syscall",
+	[KL_DEV_PRIVILEGE] = "privilege", [KL_DEV_RARE] = "rare",
+};
+
+static void conv_deviation(struct kl_conv *cv, const struct kl_deviation *r, size_t len, kl_env *env)
+{
+	Kloudlens__V1__DeviationEvent *d = &cv->dev;
+	Kloudlens__V1__IntentEvent *in = &cv->in;
+	struct kl_field_iter it;
+	struct kl_field_view f;
+
+	kloudlens__v1__deviation_event__init(d);
+	/* the trigger as an intent: process, container and kind, so the
+	 * subscription filters (pid, namespace, kind) apply to deviations too */
+	kloudlens__v1__intent_event__init(in);
+	in->id = r->intent_seq;
+	in->kind = intent_kind(r->intent_kind);
+	in->ts_ns = r->ev.ts_ns;
+	in->process = fill_proc(cv, &r->ev);
+	if (r->ctr_cgroup_id && r->ctr_cgroup_id != cv->cm.cgroup_id)
+		fill_ctr(cv, r->ctr_cgroup_id);
+	in->container = &cv->cm;
+	in->first_seq = r->first_seq;
+	in->last_seq = r->last_seq;
+	in->flags = (r->dflags & KL_DV_ATTEMPT) ? KL_IN_FAILED : 0;
+	in->access = r->access;
+	d->id = r->ev.seq;
+	d->ts_ns = r->ev.ts_ns;
+	d->severity = r->severity <= KL_DEV_SEV_CRITICAL ? r->severity : 0;
+	d->intent = in;
+	d->container = &cv->cm;
+	cv->dev_seqs[0] = r->first_seq;
+	cv->dev_seqs[1] = r->last_seq;
+	d->source_seqs = cv->dev_seqs;
+	d->n_source_seqs = r->first_seq == r->last_seq ? 1 : 2;
+	d->kind = (char *)(r->kind < KL_DEV__COUNT && deviation_kinds[r->kind] ? deviation_kinds[r->kind]
+										 : "unknown");
+	d->score = r->score;
+	d->occurrences = r->occurrences;
+	d->suppressed = r->suppressed;
+	d->attempt = (r->dflags & KL_DV_ATTEMPT) != 0;
+	d->number = r->number;
+	d->intent_seq = r->intent_seq;
+	d->profile_id = hex_id(cv, r->profile_id);
+	if (kl_field_iter_init(&it, KL_REC_DEVIATION, r, len) == 0) {
+		while (kl_field_next(&it, &f)) {
+			if (context_field(cv, &f))
+				continue;
+			switch (f.id) {
+			case KL_F_NODE: in->node = fstr(cv, &f); break;
+			case KL_F_DEV_WORKLOAD: d->workload = fstr(cv, &f); break;
+			case KL_F_DEV_PROFILE: d->profile_id = fstr(cv, &f); break;
+			case KL_F_DEV_ITEM: d->item = fstr(cv, &f); break;
+			case KL_F_DEV_PARENT: d->item_parent = fstr(cv, &f); break;
+			case KL_F_DEV_REASON: d->reason = fstr(cv, &f); break;
+			default: break;
+			}
+		}
+	}
+	env->payload_case = KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_DEVIATION;
+	env->deviation = d;
+}
+
+static void conv_graph(struct kl_conv *cv, const struct kl_graph *r, size_t len, kl_env *env)
+{
+	Kloudlens__V1__GraphEdge *g = &cv->ge;
+	Kloudlens__V1__GraphNode *from = &cv->gfrom, *to = &cv->gto;
+	Kloudlens__V1__ContainerMeta *tocm = &cv->cm2;
+	struct kl_field_iter it;
+	struct kl_field_view f;
+
+	kloudlens__v1__graph_edge__init(g);
+	kloudlens__v1__graph_node__init(from);
+	kloudlens__v1__graph_node__init(to);
+	kloudlens__v1__container_meta__init(tocm);
+	g->from = r->from_id;
+	g->to = r->to_id;
+	g->kind = r->kind;
+	g->first_ns = r->first_ns;
+	g->last_ns = r->last_ns;
+	g->count = r->count;
+	g->session_id = hex_id(cv, r->session_id);
+	g->to_session_id = r->to_session_id ? hex_id(cv, r->to_session_id) : (char *)protobuf_c_empty_string;
+	g->cross_container = (r->gflags & KL_GF_CROSS_CTR) != 0;
+	g->flags = r->gflags;
+	g->update = r->op;
+	g->arg = r->arg;
+	cv->dev_seqs[0] = r->first_seq;
+	cv->dev_seqs[1] = r->last_seq;
+	g->source_seqs = cv->dev_seqs;
+	g->n_source_seqs = r->first_seq == r->last_seq ? 1 : 2;
+	from->id = r->from_id;
+	from->kind = r->from_kind;
+	from->session_id = g->session_id;
+	if (r->from_kind == KL_GN_PROCESS || r->op != KL_GOP_EDGE)
+		from->process = fill_proc(cv, &r->ev);
+	else
+		fill_ctr(cv, r->from_ctr_cgroup_id);
+	if (r->from_ctr_cgroup_id && r->from_ctr_cgroup_id != cv->cm.cgroup_id)
+		fill_ctr(cv, r->from_ctr_cgroup_id);
+	from->container = &cv->cm;
+	to->id = r->to_id;
+	to->kind = r->to_kind;
+	to->session_id = g->to_session_id;
+	if (r->to_kind == KL_GN_PROCESS) {
+		kloudlens__v1__process_meta__init(&cv->pm2);
+		cv->pm2.pid = r->to_pid;
+		cv->pm2.start_ns = r->to_start_ns;
+		to->process = &cv->pm2;
+	}
+	if (r->to_ctr_cgroup_id) {
+		const struct kl_ctr *c = kl_ctr_find(cv->ctrs, r->to_ctr_cgroup_id);
+
+		tocm->cgroup_id = r->to_ctr_cgroup_id;
+		if (c) {
+			tocm->container_id = (char *)c->id;
+			tocm->name = (char *)c->name;
+			tocm->image = (char *)c->image;
+			tocm->pod_name = (char *)c->pod;
+			tocm->pod_namespace = (char *)c->ns;
+		}
+		to->container = tocm;
+	}
+	if (kl_field_iter_init(&it, KL_REC_GRAPH, r, len) == 0) {
+		while (kl_field_next(&it, &f)) {
+			switch (f.id) {
+			case KL_F_GRAPH_FROM: from->label = fstr(cv, &f); break;
+			case KL_F_GRAPH_TO: to->label = fstr(cv, &f); break;
+			case KL_F_GRAPH_FROM_CTR:
+				if (f.len && !*cv->cm.container_id)
+					cv->cm.container_id = fstr(cv, &f);
+				break;
+			case KL_F_GRAPH_TO_CTR:
+				if (f.len) {
+					tocm->container_id = fstr(cv, &f);
+					to->container = tocm;
+				}
+				break;
+			case KL_F_GRAPH_POD:
+				if (!*cv->cm.pod_name)
+					split_pod(cv, &cv->cm, &f);
+				break;
+			case KL_F_GRAPH_SEQS: {
+				size_t n = f.len / sizeof(uint64_t);
+				uint64_t *v = n ? arena_get(cv, n * sizeof(uint64_t), sizeof(uint64_t)) : NULL;
+
+				if (v) {
+					memcpy(v, f.data, n * sizeof(uint64_t));
+					g->source_seqs = v;
+					g->n_source_seqs = n;
+				}
+				break;
+			}
+			default: break;
+			}
+		}
+	}
+	g->from_node = from;
+	g->to_node = to;
+	env->payload_case = KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_EDGE;
+	env->edge = g;
+}
+
 static void conv_raw(struct kl_conv *cv, uint16_t type, const void *data, size_t len, kl_env *env)
 {
 	switch (type) {
@@ -679,6 +869,8 @@ static void conv_raw(struct kl_conv *cv, uint16_t type, const void *data, size_t
 	case KL_REC_LOSS: conv_loss(cv, data, env); break;
 	case KL_REC_ENRICHED: conv_enriched(cv, data, len, env); break;
 	case KL_REC_INTENT: conv_intent(cv, data, len, env); break;
+	case KL_REC_DEVIATION: conv_deviation(cv, data, len, env); break;
+	case KL_REC_GRAPH: conv_graph(cv, data, len, env); break;
 	default:
 		kloudlens__v1__opaque_record__init(&cv->op);
 		cv->op.type = type;
@@ -756,7 +948,8 @@ int kl_filter_from_pb(struct kl_filter *f, const Kloudlens__V1__Filter *pb)
 	if ((r = dup_strv(&f->ns, &f->n_ns, pb->namespaces, pb->n_namespaces)) ||
 	    (r = dup_strv(&f->pods, &f->n_pods, pb->pods, pb->n_pods)) ||
 	    (r = dup_strv(&f->ctrs, &f->n_ctrs, pb->containers, pb->n_containers)) ||
-	    (r = dup_strv(&f->syscalls, &f->n_syscalls, pb->syscalls, pb->n_syscalls)))
+	    (r = dup_strv(&f->syscalls, &f->n_syscalls, pb->syscalls, pb->n_syscalls)) ||
+	    (r = dup_strv(&f->gsess, &f->n_gsess, pb->graph_sessions, pb->n_graph_sessions)))
 		goto fail;
 	if (pb->n_kinds) {
 		f->kinds = calloc(pb->n_kinds, sizeof(int));
@@ -777,7 +970,8 @@ int kl_filter_from_pb(struct kl_filter *f, const Kloudlens__V1__Filter *pb)
 		memcpy(f->pids, pb->pids, pb->n_pids * sizeof(uint32_t));
 		f->n_pids = pb->n_pids;
 	}
-	f->empty = !(f->n_ns || f->n_pods || f->n_ctrs || f->n_syscalls || f->n_kinds || f->n_pids);
+	f->empty = !(f->n_ns || f->n_pods || f->n_ctrs || f->n_syscalls || f->n_kinds || f->n_pids ||
+		     f->n_gsess);
 	return 0;
 fail:
 	kl_filter_fini(f);
@@ -799,6 +993,7 @@ void kl_filter_fini(struct kl_filter *f)
 	free_strv(f->pods, f->n_pods);
 	free_strv(f->ctrs, f->n_ctrs);
 	free_strv(f->syscalls, f->n_syscalls);
+	free_strv(f->gsess, f->n_gsess);
 	free(f->kinds);
 	free(f->pids);
 	memset(f, 0, sizeof(*f));
@@ -829,7 +1024,17 @@ static void env_subjects(const kl_env *e, const Kloudlens__V1__ProcessMeta **p,
 	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_DNS: *p = e->dns->process; *c = e->dns->container; break;
 	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_SOCKET: *p = e->socket->process; *c = e->socket->container; break;
 	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_INTENT: *p = e->intent->process; *c = e->intent->container; break;
-	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_DEVIATION: *c = e->deviation->container; break;
+	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_DEVIATION:
+		*c = e->deviation->container;
+		if (e->deviation->intent)
+			*p = e->deviation->intent->process;
+		break;
+	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_EDGE:
+		if (e->edge->from_node) {
+			*p = e->edge->from_node->process;
+			*c = e->edge->from_node->container;
+		}
+		break;
 	default: break;
 	}
 }
@@ -866,6 +1071,12 @@ bool kl_filter_match(const struct kl_filter *f, const kl_env *e)
 		for (size_t i = 0; p && i < f->n_pids && !hit; i++)
 			hit = p->pid == f->pids[i];
 		if (!hit)
+			return false;
+	}
+	if (f->n_gsess) {
+		if (e->payload_case != KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_EDGE ||
+		    !(any_eq(f->gsess, f->n_gsess, e->edge->session_id) ||
+		      any_eq(f->gsess, f->n_gsess, e->edge->to_session_id)))
 			return false;
 	}
 	if (f->n_syscalls) {

@@ -46,6 +46,12 @@ struct kl_conv {
 	Kloudlens__V1__OpaqueRecord op;
 	Kloudlens__V1__IntentEvent in;
 	uint64_t in_args[4];
+	Kloudlens__V1__DeviationEvent dev;
+	Kloudlens__V1__GraphEdge ge;
+	Kloudlens__V1__GraphNode gfrom, gto;
+	Kloudlens__V1__ProcessMeta pm2;     /* a graph edge's to process */
+	Kloudlens__V1__ContainerMeta cm2;   /* and its container */
+	uint64_t dev_seqs[2];
 	Kloudlens__V1__ProcessMeta pm;
 	Kloudlens__V1__ContainerMeta cm;
 	uint64_t args[6];
@@ -76,6 +82,8 @@ struct kl_filter {
 	size_t n_kinds;
 	uint32_t *pids;
 	size_t n_pids;
+	char **gsess;               /* graph sessions */
+	size_t n_gsess;
 	bool empty;
 };
 

@@ -57,6 +57,15 @@ struct kl_session {
 	uint32_t buf_count;
 };
 
+/* a stage whose calls the exporter forwards (rpc.c) */
+enum { KL_FWD_GRAPHD, KL_FWD_BASELINED, KL_FWD__COUNT };
+struct kl_fwd {
+	const char *stage;
+	char url[300];
+	nng_socket req;
+	bool open;                  /* used by the rep thread only */
+};
+
 struct kl_exporter {
 	pthread_mutex_t lock;
 	char *rings_dir, *wal_dir, *consumer_name, *sub_url, *admin_url, *http_url;
@@ -88,6 +97,7 @@ struct kl_exporter {
 	_Atomic uint64_t rpc_by_code[17];
 	pthread_mutex_t err_lock;
 	char last_error[256];
+	struct kl_fwd fwd[KL_FWD__COUNT];
 };
 
 uint64_t kl_mono_ns(void);
@@ -98,6 +108,9 @@ void kl_session_free(struct kl_session *ss);
 int kl_random_id(char *buf, size_t len);
 
 void *kl_rep_main(void *arg);
+/* Where forwarded calls go (NULL/"": the stage's default socket in the rings dir). */
+void kl_rpc_forward_init(struct kl_exporter *e, const char *graphd_url, const char *baselined_url);
+void kl_rpc_forward_close(struct kl_exporter *e);
 /* Handle one request body; the reply is appended to @out. Exposed for tests. */
 int kl_rpc_handle(struct kl_exporter *e, const uint8_t *req, size_t len, struct xbuf *out,
 		  struct kl_codec *codec);

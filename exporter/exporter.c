@@ -650,6 +650,7 @@ int kl_exporter_create(const struct kl_exporter_opts *o, struct kl_exporter **ou
 	e->batch_max = o->batch_max ? o->batch_max : 256;
 	e->replay_window = o->replay_window ? o->replay_window : 65536;
 	e->wal_opts = o->wal;
+	kl_rpc_forward_init(e, o->graphd_url, o->baselined_url);
 	e->recs = calloc(e->batch_max, sizeof(*e->recs));
 	e->ctrs = calloc(1, sizeof(*e->ctrs));
 	if (!e->recs || !e->ctrs) {
@@ -742,6 +743,7 @@ void kl_exporter_destroy(struct kl_exporter *e)
 			kl_session_free(&e->sessions[i]);
 	if (e->wal_lock_fd >= 0)
 		close(e->wal_lock_fd);
+	kl_rpc_forward_close(e);
 	kl_conv_fini(&e->conv);
 	kl_codec_fini(&e->codec);
 	kl_codec_fini(&e->rcodec);

@@ -46,6 +46,8 @@ struct kl_exporter_opts {
 	uint32_t replay_window;        /* envelopes a session may run ahead of its ack; default 65536 */
 	bool no_stream_topics;         /* publish sessions only, not the kl.v1/<stream>/ topics */
 	struct kl_wal_opts wal;        /* dir ignored (per stream under wal_dir) */
+	const char *graphd_url;        /* kl-graphd's rep socket; NULL = ipc://RINGS/kl-graphd.sock */
+	const char *baselined_url;     /* kl-baselined's; NULL = ipc://RINGS/kl-baselined.sock */
 	char *errbuf;                  /* if set, why kl_exporter_create() failed */
 	size_t errlen;
 };

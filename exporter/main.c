@@ -37,7 +37,9 @@ static void usage(FILE *f)
 		"  --batch N              envelopes per message (default 256)\n"
 		"  --observer             attach to rings as an observer (never hold producers back)\n"
 		"  --no-stream-topics     publish sessions only (no kl.v1/<stream>/ topics)\n"
-		"  --name NAME            consumer slot name (default kl-exporter)\n");
+		"  --name NAME            consumer slot name (default kl-exporter)\n"
+		"  --graphd URL           kl-graphd's socket for graph calls (default ipc://RINGS/kl-graphd.sock)\n"
+		"  --baselined URL        kl-baselined's socket for baseline calls (default ipc://RINGS/kl-baselined.sock)\n");
 }
 
 int main(int argc, char **argv)
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 		{ "observer", no_argument, 0, 'o' },
 		{ "no-stream-topics", no_argument, 0, 'T' },
 		{ "name", required_argument, 0, 'n' },
+		{ "graphd", required_argument, 0, 'G' },
+		{ "baselined", required_argument, 0, 'B' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0 },
 	};
@@ -95,6 +99,8 @@ int main(int argc, char **argv)
 		case 'o': o.observer = true; break;
 		case 'T': o.no_stream_topics = true; break;
 		case 'n': o.consumer_name = optarg; break;
+		case 'G': o.graphd_url = optarg; break;
+		case 'B': o.baselined_url = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

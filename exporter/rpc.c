@@ -15,7 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "exporter-internal.h"
+#include "rpcsrv.h"
 
 typedef int (*rpc_fn)(struct kl_exporter *e, const ProtobufCMessage *req, ProtobufCMessage **resp,
 		      char *msg, size_t msglen, const char *method);
@@ -165,6 +169,29 @@ static int rpc_subscribe(struct kl_exporter *e, const ProtobufCMessage *req, Pro
 	if (!strcmp(method, "/kloudlens.v1.EventService/Subscribe") && q->stream)
 		stream = q->stream;
 	return rpc_subscribe_common(e, q, stream, resp, msg, msglen);
+}
+
+/*
+ * A causal session live: the graph stream filtered to the edges of one
+ * session (either end), i.e. SubscribeGraph with filter.graph_sessions.
+ * Renewal and replay then go through Subscribe with the session id.
+ */
+static int rpc_subscribe_session(struct kl_exporter *e, const ProtobufCMessage *req,
+				 ProtobufCMessage **resp, char *msg, size_t msglen, const char *method)
+{
+	const Kloudlens__V1__SessionRequest *sr = (const void *)req;
+	Kloudlens__V1__SubscribeRequest q = KLOUDLENS__V1__SUBSCRIBE_REQUEST__INIT;
+	Kloudlens__V1__Filter f = KLOUDLENS__V1__FILTER__INIT;
+	char *id = sr->session_id;
+
+	if (!*id) {
+		snprintf(msg, msglen, "%s: session_id is required (klctl sessions lists them)", method);
+		return KL_INVALID_ARGUMENT;
+	}
+	f.graph_sessions = &id;
+	f.n_graph_sessions = 1;
+	q.filter = &f;
+	return rpc_subscribe_common(e, &q, KLOUDLENS__V1__STREAM__STREAM_GRAPH, resp, msg, msglen);
 }
 
 static int rpc_export(struct kl_exporter *e, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -523,7 +550,8 @@ static const struct rpc_method methods[] = {
 	{ EV "Unsubscribe", D(unsubscribe_request), rpc_unsubscribe, 0 },
 	{ EV "Snapshot", D(snapshot_request), rpc_snapshot, 0 },
 	{ EV "QueryGraph", D(graph_query), rpc_unavailable, 0 },
-	{ EV "SubscribeSession", D(session_request), rpc_unavailable, 0 },
+	{ EV "SubscribeSession", D(session_request), rpc_subscribe_session, KLOUDLENS__V1__STREAM__STREAM_GRAPH },
+	{ EV "SubscribeGraph", D(subscribe_request), rpc_subscribe, KLOUDLENS__V1__STREAM__STREAM_GRAPH },
 	{ AD "GetStatus", D(status_request), rpc_status, 0 },
 	{ AD "GetCapabilities", D(capabilities_request), rpc_caps, 0 },
 	{ AD "Diagnose", D(diagnose_request), rpc_diagnose, 0 },
@@ -544,12 +572,18 @@ static const char *const method_names[NMETHODS + 1] = {
 	methods[5].name, methods[6].name, methods[7].name, methods[8].name, methods[9].name,
 	methods[10].name, methods[11].name, methods[12].name, methods[13].name, methods[14].name,
 	methods[15].name, methods[16].name, methods[17].name, methods[18].name, methods[19].name,
-	NULL,
+	methods[20].name, NULL,
 };
-_Static_assert(NMETHODS == 20, "method_names must list every method");
+_Static_assert(NMETHODS == 21, "method_names must list every method");
+
+static int forward_target(const char *method);
 
 static bool method_available(struct kl_exporter *e, const char *name)
 {
+	int fw = forward_target(name);
+
+	if (fw >= 0)
+		return strncmp(e->fwd[fw].url, "ipc://", 6) || access(e->fwd[fw].url + 6, F_OK) == 0;
 	for (size_t i = 0; i < NMETHODS; i++) {
 		if (strcmp(methods[i].name, name))
 			continue;
@@ -565,30 +599,116 @@ static bool method_available(struct kl_exporter *e, const char *name)
 	return false;
 }
 
-static void put_status(struct kl_codec *codec, struct xbuf *out, int code, const char *m)
-{
-	Kloudlens__V1__RpcStatus st = KLOUDLENS__V1__RPC_STATUS__INIT;
-	size_t n, start;
+/* ---- calls served by another stage ------------------------------------------ */
 
-	st.code = code;
-	st.message = (char *)m;
-	n = protobuf_c_message_get_packed_size(&st.base);
-	start = kl_frame_begin(out);
-	if (xbuf_reserve(out, n))
-		return;
-	protobuf_c_message_pack(&st.base, out->p + out->len);
-	out->len += n;
-	kl_frame_seal(codec, out, start, 0);
+/*
+ * Graph and baseline calls belong to kl-graphd and kl-baselined, which
+ * answer on their own rep sockets in this very protocol: the request is
+ * forwarded byte for byte and the reply returned as is, so a stage can add
+ * methods without the exporter knowing them.
+ */
+static int forward_target(const char *method)
+{
+	if (!strncmp(method, "/kloudlens.v1.GraphService/", 27) ||
+	    !strcmp(method, EV "QueryGraph"))
+		return KL_FWD_GRAPHD;
+	if (!strncmp(method, "/kloudlens.v1.BaselineService/", 30) ||
+	    !strncmp(method, AD "Baseline", strlen(AD "Baseline")))
+		return KL_FWD_BASELINED;
+	return -1;
 }
 
-static const char *frame_err(int r)
+static int fwd_status(struct kl_codec *codec, const uint8_t *p, size_t len)
 {
-	switch (r) {
-	case -EBADMSG: return "truncated frame (fewer bytes than the 5-byte header announces)";
-	case -EMSGSIZE: return "frame length exceeds the 16 MiB limit";
-	case -EPROTO: return "bad compressed flag (must be 0 or 1)";
-	case -EILSEQ: return "compressed flag set but body is not valid gzip";
-	default: return "bad frame";
+	Kloudlens__V1__RpcStatus *st;
+	const uint8_t *msg;
+	size_t mlen, used;
+	int code;
+
+	if (kl_frame_next(codec, p, len, &msg, &mlen, &used))
+		return KL_INTERNAL;
+	st = kloudlens__v1__rpc_status__unpack(NULL, mlen, msg);
+	if (!st)
+		return KL_INTERNAL;
+	code = st->code;
+	kloudlens__v1__rpc_status__free_unpacked(st, NULL);
+	return code;
+}
+
+static int forward(struct kl_exporter *e, int which, const char *method, const uint8_t *req,
+		   size_t len, struct xbuf *out, struct kl_codec *codec, char *err, size_t errlen)
+{
+	struct kl_fwd *f = &e->fwd[which];
+	nng_msg *m = NULL;
+	int rv;
+
+	/* no socket file: the stage is not running; say so at once instead of timing out */
+	if (!strncmp(f->url, "ipc://", 6) && access(f->url + 6, F_OK) < 0) {
+		snprintf(err, errlen, "%s: %s is not running on this node (no socket at %s)", method,
+			 f->stage, f->url);
+		return KL_UNAVAILABLE;
+	}
+	if (!f->open) {
+		rv = nng_req0_open(&f->req);
+		if (rv)
+			goto nng_fail;
+		nng_socket_set_ms(f->req, NNG_OPT_SENDTIMEO, 1000);
+		nng_socket_set_ms(f->req, NNG_OPT_RECVTIMEO, 5000);
+		rv = nng_dial(f->req, f->url, NULL, NNG_FLAG_NONBLOCK);
+		if (rv) {
+			nng_close(f->req);
+			goto nng_fail;
+		}
+		f->open = true;
+	}
+	rv = nng_msg_alloc(&m, 0);
+	if (!rv)
+		rv = nng_msg_append(m, req, len);
+	if (!rv)
+		rv = nng_sendmsg(f->req, m, 0);
+	if (rv) {
+		nng_msg_free(m);
+		goto nng_fail;
+	}
+	rv = nng_recvmsg(f->req, &m, 0);
+	if (rv)
+		goto nng_fail;
+	rv = xbuf_append(out, nng_msg_body(m), nng_msg_len(m));
+	len = nng_msg_len(m);
+	if (rv) {
+		nng_msg_free(m);
+		snprintf(err, errlen, "%s: out of memory for the reply of %s", method, f->stage);
+		return KL_INTERNAL;
+	}
+	rv = fwd_status(codec, out->p + out->len - len, len);
+	nng_msg_free(m);
+	return rv;
+nng_fail:
+	snprintf(err, errlen, "%s: %s at %s did not answer: %s", method, f->stage, f->url,
+		 nng_strerror(rv));
+	return KL_UNAVAILABLE;
+}
+
+void kl_rpc_forward_init(struct kl_exporter *e, const char *graphd_url, const char *baselined_url)
+{
+	static const char *const names[KL_FWD__COUNT] = { "kl-graphd", "kl-baselined" };
+	const char *urls[KL_FWD__COUNT] = { graphd_url, baselined_url };
+
+	for (int i = 0; i < KL_FWD__COUNT; i++) {
+		e->fwd[i].stage = names[i];
+		if (urls[i] && *urls[i])
+			snprintf(e->fwd[i].url, sizeof(e->fwd[i].url), "%s", urls[i]);
+		else
+			kl_rpc_stage_url(e->fwd[i].url, sizeof(e->fwd[i].url), e->rings_dir, names[i]);
+	}
+}
+
+void kl_rpc_forward_close(struct kl_exporter *e)
+{
+	for (int i = 0; i < KL_FWD__COUNT; i++) {
+		if (e->fwd[i].open)
+			nng_close(e->fwd[i].req);
+		e->fwd[i].open = false;
 	}
 }
 
@@ -597,22 +717,22 @@ int kl_rpc_handle(struct kl_exporter *e, const uint8_t *req, size_t len, struct 
 {
 	const struct rpc_method *m = NULL;
 	ProtobufCMessage *q = NULL, *resp = NULL;
-	const uint8_t *nul, *msg = (const uint8_t *)"";
-	size_t mlen = 0, used = 0, mnlen;
 	char method[256], err[512] = "";
-	int code, r;
+	int code, fw;
 
 	atomic_fetch_add_explicit(&e->rpc_requests, 1, memory_order_relaxed);
-	nul = memchr(req, 0, len < sizeof(method) ? len : sizeof(method));
-	if (!nul) {
-		code = KL_INVALID_ARGUMENT;
-		snprintf(err, sizeof(err), "request must start with a NUL-terminated method name "
-			 "of at most %zu bytes", sizeof(method) - 1);
+	code = kl_rpc_parse_method(req, len, method, sizeof(method), err, sizeof(err));
+	if (code)
+		goto reply;
+	fw = forward_target(method);
+	if (fw >= 0) {
+		size_t mark = out->len;
+
+		code = forward(e, fw, method, req, len, out, codec, err, sizeof(err));
+		if (out->len != mark)
+			goto counted;   /* the stage's own reply went out as is */
 		goto reply;
 	}
-	mnlen = nul - req;
-	memcpy(method, req, mnlen);
-	method[mnlen] = 0;
 	for (size_t i = 0; i < NMETHODS; i++)
 		if (!strcmp(methods[i].name, method))
 			m = &methods[i];
@@ -621,44 +741,19 @@ int kl_rpc_handle(struct kl_exporter *e, const uint8_t *req, size_t len, struct 
 		snprintf(err, sizeof(err), "unknown method '%.200s'", method);
 		goto reply;
 	}
-	req = nul + 1;
-	len -= mnlen + 1;
-	if (len) {
-		r = kl_frame_next(codec, req, len, &msg, &mlen, &used);
-		if (r) {
-			code = KL_INVALID_ARGUMENT;
-			snprintf(err, sizeof(err), "%s: %s", method, frame_err(r));
-			goto reply;
-		}
-		if (used != len) {
-			code = KL_INVALID_ARGUMENT;
-			snprintf(err, sizeof(err), "%s: %zu bytes after the request frame (wrong length?)",
-				 method, len - used);
-			goto reply;
-		}
-	}
-	q = protobuf_c_message_unpack(m->req, NULL, mlen, msg);
-	if (!q) {
-		code = KL_INVALID_ARGUMENT;
-		snprintf(err, sizeof(err), "%s: request is not a valid %s", method, m->req->name);
+	code = kl_rpc_parse_body(codec, method, req, len, m->req, &q, err, sizeof(err));
+	if (code)
 		goto reply;
-	}
 	cur_method = m;
 	code = m->fn(e, q, &resp, err, sizeof(err), method);
 reply:
+	kl_rpc_put_status(codec, out, code, code == KL_OK ? "" : err);
+	if (code == KL_OK && resp)
+		kl_rpc_put_message(codec, out, resp, e->compress_threshold);
+counted:
 	atomic_fetch_add_explicit(&e->rpc_by_code[code & 15], 1, memory_order_relaxed);
 	if (code != KL_OK)
 		atomic_fetch_add_explicit(&e->rpc_errors, 1, memory_order_relaxed);
-	put_status(codec, out, code, code == KL_OK ? "" : err);
-	if (code == KL_OK && resp) {
-		size_t n = protobuf_c_message_get_packed_size(resp), start = kl_frame_begin(out);
-
-		if (xbuf_reserve(out, n) == 0) {
-			protobuf_c_message_pack(resp, out->p + out->len);
-			out->len += n;
-			kl_frame_seal(codec, out, start, e->compress_threshold);
-		}
-	}
 	if (resp)
 		protobuf_c_message_free_unpacked(resp, NULL);
 	if (q)

@@ -21,67 +21,14 @@
 
 #include <kloudlens/recutil.h>
 #include <kloudlens/shm.h>
+#include <kloudlens/stage.h>
 
 #include "intentd.h"
 
 #define BATCH 256
 #define LIVE_NS (60ull * 1000000000ull)
 
-static volatile sig_atomic_t stop;
-static struct shm_consumer *active;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-	if (active)
-		shm_consumer_interrupt(active);
-}
-
-static void log_line(const char *level, const char *msg)
-{
-	fprintf(stderr, "level=%s component=kl-intentd msg=\"%s\"\n", level, msg);
-}
-
-static void shm_log_cb(int level, const char *msg, void *ctx)
-{
-	(void)ctx;
-	log_line(level <= 3 ? "error" : "warn", msg);
-}
-
-struct out {
-	struct shm_ring *ring;
-	uint64_t pending;       /* reserved but unpublished bytes */
-	uint64_t limit;
-	int err;
-};
-
-/*
- * Emit callback: reserve + copy; published once per input batch, or
- * earlier when the unpublished bytes grow large, so reservations alone
- * can never fill a block-policy ring that nobody can drain.
- */
-static int emit_intent(void *ctx, const void *rec, size_t len)
-{
-	struct out *o = ctx;
-	void *p;
-	int err;
-
-	if (len > shm_ring_max_record(o->ring))
-		return -EMSGSIZE;
-	err = shm_reserve(o->ring, (uint32_t)len, KL_REC_INTENT, &p);
-	if (err) {
-		o->err = err;
-		return err;
-	}
-	memcpy(p, rec, len);
-	o->pending += len + 16;
-	if (o->pending >= o->limit) {
-		shm_publish(o->ring);
-		o->pending = 0;
-	}
-	return 0;
-}
+#define COMPONENT "kl-intentd"
 
 static void usage(FILE *o)
 {
@@ -110,7 +57,7 @@ int main(int argc, char **argv)
 	struct shm_consumer *c = NULL;
 	struct kl_intentd *e = NULL;
 	struct shm_stats *stats = NULL;
-	struct out out = { 0 };
+	struct kl_stage_out out = { 0 };
 	char node[256] = "";
 	double wait_s = 30;
 	char msg[512];
@@ -154,48 +101,40 @@ int main(int argc, char **argv)
 	if (!node[0] && gethostname(node, sizeof(node) - 1) < 0)
 		node[0] = 0;
 	io.node = node[0] ? node : NULL;
-	shm_set_log(shm_log_cb, NULL);
+	shm_set_log(kl_stage_shm_log, COMPONENT);
+	kl_stage_signals();
 
-	uint64_t deadline = kl_now_mono_ns() + (uint64_t)(wait_s * 1e9);
-	while ((err = shm_ring_open(dir, in, &rin)) == -ENOENT && kl_now_mono_ns() < deadline && !stop)
-		usleep(100000);
+	err = kl_stage_open_input(dir, in, wait_s, &rin);
 	if (err) {
-		snprintf(msg, sizeof(msg), "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
-			 strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
+		       strerror(-err));
 		return 1;
 	}
-	err = shm_ring_create(dir, outname, &ro, &out.ring);
+	err = kl_stage_out_create(&out, dir, outname, &ro, KL_REC_INTENT);
 	if (err) {
-		snprintf(msg, sizeof(msg), "create output ring %s: %s", outname, strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "create output ring %s: %s", outname, strerror(-err));
 		goto out;
 	}
-	out.limit = shm_ring_max_record(out.ring);
-	err = shm_stats_create(dir, "kl-intentd", 64, &stats);
+	err = shm_stats_create(dir, COMPONENT, 64, &stats);
 	if (err) {
-		snprintf(msg, sizeof(msg), "create stats area: %s", strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "create stats area: %s", strerror(-err));
 		goto out;
 	}
 	err = kl_drop_privileges(user, msg, sizeof(msg));
 	if (!err && msg[0])
-		log_line("warn", msg);
+		kl_log(COMPONENT, "warn", "%s", msg);
 	if (err) {
-		snprintf(msg, sizeof(msg), "drop privileges to %s: %s", user, strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "drop privileges to %s: %s", user, strerror(-err));
 		goto out;
 	}
-	err = shm_consumer_attach(rin, "kl-intentd", SHM_REQUIRED, &c);
+	err = shm_consumer_attach(rin, COMPONENT, SHM_REQUIRED, &c);
 	if (err) {
-		snprintf(msg, sizeof(msg), "attach to ring %s: %s", in, strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "attach to ring %s: %s", in, strerror(-err));
 		goto out;
 	}
-	err = kl_intentd_new(&io, emit_intent, &out, &e);
+	err = kl_intentd_new(&io, kl_stage_emit, &out, &e);
 	if (err) {
-		snprintf(msg, sizeof(msg), "engine: %s", strerror(-err));
-		log_line("error", msg);
+		kl_log(COMPONENT, "error", "engine: %s", strerror(-err));
 		goto out;
 	}
 
@@ -243,28 +182,22 @@ int main(int argc, char **argv)
 	uint64_t *m_emit_err = shm_stats_metric(stats, "kloudlens_intentd_emit_errors_total", NULL,
 						"Intents that could not be written to the ring", SHM_COUNTER);
 
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	active = c;
-	snprintf(msg, sizeof(msg), "running: %s -> %s as uid %d", in, outname, (int)getuid());
-	log_line("info", msg);
+	kl_stage_interrupt_on(c);
+	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
 
 	struct shm_rec recs[BATCH];
 	bool draining = false;
 	uint64_t last_ts = 0;
 	for (;;) {
 		int n = shm_consumer_poll(c, recs, BATCH, draining ? 0 : 200);
-		if (n == -EINTR || (n == 0 && stop)) {
+		if (n == -EINTR || (n == 0 && kl_stage_stop)) {
 			if (draining || n == 0)
 				break;
 			draining = true;   /* finish what the ring holds, then exit */
 			continue;
 		}
 		if (n < 0) {
-			snprintf(msg, sizeof(msg), "ring %s: %s", in, strerror(-n));
-			log_line("error", msg);
+			kl_log(COMPONENT, "error", "ring %s: %s", in, strerror(-n));
 			break;
 		}
 		if (n == 0 && last_ts) {
@@ -285,8 +218,7 @@ int main(int argc, char **argv)
 					last_ts = ev.ts_ns;
 			}
 		}
-		shm_publish(out.ring);
-		out.pending = 0;
+		kl_stage_out_publish(&out);
 		shm_consumer_release(c);
 		if (out.err == -EPIPE)
 			break;
@@ -310,13 +242,13 @@ int main(int argc, char **argv)
 	}
 	/* nothing still being folded is lost at shutdown: it goes out marked "shutdown" */
 	kl_intentd_flush(e);
-	shm_publish(out.ring);
+	kl_stage_out_publish(&out);
 	rc = 0;
-	log_line("info", "stopped");
+	kl_log(COMPONENT, "info", "stopped");
 out:
-	active = NULL;
+	kl_stage_interrupt_on(NULL);
 	shm_consumer_detach(c);
-	shm_ring_close(out.ring);
+	kl_stage_out_close(&out);
 	shm_ring_close(rin);
 	shm_stats_close(stats);
 	kl_intentd_free(e);

@@ -41,9 +41,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: klctl [--admin URL] [--subscribe URL] [--json] COMMAND\n"
-		"  stream events|intents|deviations|raw [--namespace N] [--pod P] [--container C]\n"
-		"         [--kind K] [--syscall S] [--since SEQ] [--count N]\n"
-		"  get events|intents|deviations|raw [--follow] [--since SEQ]\n"
+		"  stream events|intents|deviations|raw|graph [--namespace N] [--pod P] [--container C]\n"
+		"         [--kind K] [--syscall S] [--session ID] [--since SEQ] [--count N]\n"
+		"  get events|intents|deviations|raw|graph [--follow] [--since SEQ]\n"
 		"  status | caps | diagnose | config | snapshot\n"
 		"  graph SESSION\n");
 }
@@ -190,11 +190,58 @@ static json_t *env_json(const Kloudlens__V1__EventEnvelope *e)
 		json_object_set_new(o, "process", proc_json(e->intent->process));
 		ctr_json(o, e->intent->container);
 		break;
-	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_DEVIATION:
+	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_DEVIATION: {
+		const Kloudlens__V1__DeviationEvent *d = e->deviation;
+
 		json_object_set_new(o, "type", json_string("deviation"));
-		json_object_set_new(o, "reason", json_string(e->deviation->reason));
-		json_object_set_new(o, "severity", json_string(enum_name(&kloudlens__v1__deviation_event__severity__descriptor, e->deviation->severity)));
+		json_object_set_new(o, "kind", json_string(d->kind));
+		json_object_set_new(o, "id", json_integer((json_int_t)d->id));
+		json_object_set_new(o, "reason", json_string(d->reason));
+		json_object_set_new(o, "severity", json_string(enum_name(&kloudlens__v1__deviation_event__severity__descriptor, d->severity)));
+		json_object_set_new(o, "score", json_integer(d->score));
+		json_object_set_new(o, "workload", json_string(d->workload));
+		json_object_set_new(o, "profile_id", json_string(d->profile_id));
+		/* "path" so the terminal view shows the item in its detail column */
+		json_object_set_new(o, "path", json_string(d->item));
+		if (*d->item_parent)
+			json_object_set_new(o, "parent", json_string(d->item_parent));
+		if (d->attempt)
+			json_object_set_new(o, "attempt", json_true());
+		json_object_set_new(o, "occurrences", json_integer((json_int_t)d->occurrences));
+		if (d->suppressed)
+			json_object_set_new(o, "suppressed", json_integer((json_int_t)d->suppressed));
+		if (d->intent_seq)
+			json_object_set_new(o, "intent_seq", json_integer((json_int_t)d->intent_seq));
+		if (d->intent && d->intent->process)
+			json_object_set_new(o, "process", proc_json(d->intent->process));
+		ctr_json(o, d->container);
 		break;
+	}
+	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_EDGE: {
+		const Kloudlens__V1__GraphEdge *g = e->edge;
+
+		json_object_set_new(o, "type", json_string("graph"));
+		json_object_set_new(o, "update", json_string(enum_name(&kloudlens__v1__graph_edge__update__descriptor, g->update)));
+		json_object_set_new(o, "kind", json_string(enum_name(&kloudlens__v1__graph_edge__kind__descriptor, g->kind)));
+		json_object_set_new(o, "session_id", json_string(g->session_id));
+		json_object_set_new(o, "count", json_integer((json_int_t)g->count));
+		if (g->cross_container)
+			json_object_set_new(o, "cross_container", json_true());
+		if (g->from_node) {
+			json_object_set_new(o, "from", json_string(g->from_node->label));
+			if (g->from_node->process)
+				json_object_set_new(o, "process", proc_json(g->from_node->process));
+			ctr_json(o, g->from_node->container);
+		}
+		if (g->to_node) {
+			json_object_set_new(o, "path", json_string(g->to_node->label));
+			if (g->to_node->process)
+				json_object_set_new(o, "to_pid", json_integer(g->to_node->process->pid));
+			if (g->to_node->container && *g->to_node->container->container_id)
+				json_object_set_new(o, "to_container", json_string(g->to_node->container->container_id));
+		}
+		break;
+	}
 	case KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_OPAQUE:
 		json_object_set_new(o, "type", json_string("opaque"));
 		json_object_set_new(o, "record_type", json_integer(e->opaque->type));
@@ -280,10 +327,10 @@ static int cmd_stream(int argc, char **argv, bool get_mode)
 		{ "container", required_argument, 0, 'C' }, { "kind", required_argument, 0, 'K' },
 		{ "syscall", required_argument, 0, 'Y' }, { "since", required_argument, 0, 'S' },
 		{ "count", required_argument, 0, 'n' }, { "follow", no_argument, 0, 'f' },
-		{ "json", no_argument, 0, 'j' }, { 0 },
+		{ "json", no_argument, 0, 'j' }, { "session", required_argument, 0, 'G' }, { 0 },
 	};
 	Kloudlens__V1__Filter f = KLOUDLENS__V1__FILTER__INIT;
-	char *ns[8], *pods[8], *ctrs[8], *scs[8];
+	char *ns[8], *pods[8], *ctrs[8], *scs[8], *gs[8];
 	Kloudlens__V1__IntentKind kinds[8];
 	bool has_since = false, follow = !get_mode;
 	uint64_t since = 0, count = 0;
@@ -298,6 +345,7 @@ static int cmd_stream(int argc, char **argv, bool get_mode)
 	f.containers = ctrs;
 	f.syscalls = scs;
 	f.kinds = kinds;
+	f.graph_sessions = gs;
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -310,8 +358,10 @@ static int cmd_stream(int argc, char **argv, bool get_mode)
 		method = "/kloudlens.v1.EventService/SubscribeDeviations";
 	else if (!strcmp(argv[1], "raw"))
 		method = "/kloudlens.v1.EventService/SubscribeRaw";
+	else if (!strcmp(argv[1], "graph"))
+		method = "/kloudlens.v1.EventService/SubscribeGraph";
 	else {
-		fprintf(stderr, "klctl: unknown stream '%s' (events, intents, deviations, raw)\n", argv[1]);
+		fprintf(stderr, "klctl: unknown stream '%s' (events, intents, deviations, raw, graph)\n", argv[1]);
 		return 2;
 	}
 	optind = 2;
@@ -336,6 +386,10 @@ static int cmd_stream(int argc, char **argv, bool get_mode)
 		case 'n': count = strtoull(optarg, NULL, 10); break;
 		case 'f': follow = true; break;
 		case 'j': json_out = true; color = false; break;
+		case 'G':
+			if (f.n_graph_sessions < 8)
+				gs[f.n_graph_sessions++] = optarg;
+			break;
 		default: usage(stderr); return 2;
 		}
 	}

@@ -39,8 +39,8 @@ enum kl_rec_type {
 	KL_REC_LOSS = 6,            /* struct kl_loss: counted, not silent, loss */
 	KL_REC_ENRICHED = 0x100,    /* struct kl_enriched + embedded raw record */
 	KL_REC_INTENT = 0x200,      /* struct kl_intent (kl-intentd) */
-	KL_REC_GRAPH = 0x300,       /* reserved: graph edge/session (graphd issue) */
-	KL_REC_DEVIATION = 0x400,   /* reserved: deviation (baselined issue) */
+	KL_REC_GRAPH = 0x300,       /* struct kl_graph (kl-graphd): edge and session updates */
+	KL_REC_DEVIATION = 0x400,   /* struct kl_deviation (kl-baselined) */
 	KL_REC_MARK = 0xf00,        /* struct kl_mark: test/bench marker */
 };
 
@@ -135,6 +135,19 @@ enum kl_field_id {
 	KL_F_NODE = 37,         /* intent: node (host) name */
 	KL_F_DNS_NAME = 38,     /* intent: DNS question name ("example.com") */
 	KL_F_DNS_ANSWERS = 39,  /* intent: NUL-separated answers (addresses, CNAME targets) */
+	/* graph (kl-graphd): 40..47 */
+	KL_F_GRAPH_FROM = 40,   /* graph: label of the from node (exe, path, "ip:port", unix path) */
+	KL_F_GRAPH_TO = 41,     /* graph: label of the to node */
+	KL_F_GRAPH_FROM_CTR = 42, /* graph: container id of the from process ("" on the host) */
+	KL_F_GRAPH_TO_CTR = 43, /* graph: container id of the to process */
+	KL_F_GRAPH_SEQS = 44,   /* graph: __u64[] enriched seqs behind the edge (newest last, bounded) */
+	KL_F_GRAPH_POD = 45,    /* graph: "namespace/pod" of the session, when in a pod */
+	/* deviation (kl-baselined): 48..55 */
+	KL_F_DEV_WORKLOAD = 48, /* deviation: workload key ("ns/owner/container@image", "host:/usr/bin/x") */
+	KL_F_DEV_PROFILE = 49,  /* deviation: profile id text ("prof-<16 hex>") */
+	KL_F_DEV_ITEM = 50,     /* deviation: the item not covered (path, exe, "addr:port/proto", name, syscall) */
+	KL_F_DEV_PARENT = 51,   /* deviation: NEW_TRANSITION: the parent executable of the transition */
+	KL_F_DEV_REASON = 52,   /* deviation: one line for people ("new executable /bin/nc") */
 	KL_F__MAX = 64,
 };
 
@@ -394,6 +407,151 @@ struct kl_intent {
 	__u64 arg[4];               /* kind-specific scalars, see docs/intents.md */
 };
 _Static_assert(sizeof(struct kl_intent) == 232, "kl_intent layout is ABI");
+
+/* --- graph (kl-graphd -> graph ring) ------------------------------------ */
+
+/*
+ * One record per graph update (docs/graph.md): an edge created or
+ * updated, or a session opened / closed / evicted. The numbering of
+ * kinds is the protobuf's (GraphEdge.Kind, GraphNode.Kind), so the
+ * exporter converts by copying.
+ *
+ * Node ids are stable hashes, the same in every record and every query
+ * of one node: a process is (host pid, start_ns), a file its path inside
+ * its mount namespace, an endpoint its address. Session ids are the node
+ * id of the session's root process; the exporter and klctl print both as
+ * 16 lowercase hex digits.
+ */
+enum kl_graph_op {
+	KL_GOP_EDGE = 1,            /* an edge was created (KL_GF_NEW) or updated */
+	KL_GOP_SESSION_OPEN = 2,    /* a session started: from = its root process, kind 0 */
+	KL_GOP_SESSION_CLOSE = 3,   /* its last process exited and the grace passed */
+	KL_GOP_SESSION_EVICT = 4,   /* dropped (retention or a cap); its nodes may go too */
+};
+
+enum kl_graph_node_kind {       /* == GraphNode.Kind */
+	KL_GN_PROCESS = 1,
+	KL_GN_FILE = 2,
+	KL_GN_SOCKET = 3,           /* a socketpair */
+	KL_GN_CONTAINER = 4,
+	KL_GN_PIPE = 5,
+	KL_GN_ENDPOINT = 6,         /* ip:port or a unix socket path without a matched peer */
+};
+
+enum kl_graph_edge_kind {       /* == GraphEdge.Kind; 3..7 are the proto's older coarse kinds, unused */
+	KL_GE_FORK = 1,             /* parent -> child */
+	KL_GE_EXEC = 2,             /* process -> itself; from label = old exe, to label = new exe */
+	KL_GE_FILE_READ = 8,        /* process -> file */
+	KL_GE_FILE_WRITE = 9,       /* process -> file */
+	KL_GE_FILE_EXEC = 10,       /* process -> file (the image it exec'd) */
+	KL_GE_IPC = 11,             /* process -> process (pipe/socketpair/unix), or -> pipe node if unmatched */
+	KL_GE_NET_CONNECT = 12,     /* connecting process -> accepting process, or -> endpoint */
+	KL_GE_NET_ACCEPT = 13,      /* accepting process -> connecting process, or -> endpoint */
+	KL_GE_SIGNAL = 14,          /* sender -> target; arg = signal number */
+	KL_GE_PTRACE = 15,          /* tracer -> tracee; arg = ptrace request */
+	KL_GE_FILE_SHARED = 16,     /* writer process -> reader process through one file (to label = path) */
+	KL_GE__COUNT = 17,
+};
+
+#define KL_GF_NEW          (1u << 0)  /* first record of this edge */
+#define KL_GF_CROSS_CTR    (1u << 1)  /* the two process ends are in different containers (host counts as one) */
+#define KL_GF_MATCHED      (1u << 2)  /* IPC/NET: the other end was matched to a process on this node */
+#define KL_GF_LOOPBACK     (1u << 3)  /* NET over a loopback address */
+#define KL_GF_IPC_PIPE     (1u << 4)  /* IPC: a pipe */
+#define KL_GF_IPC_SOCKPAIR (1u << 5)  /* IPC: a socketpair */
+#define KL_GF_IPC_UNIX     (1u << 6)  /* IPC: a unix-socket connection */
+#define KL_GF_FAILED       (1u << 7)  /* the syscall behind it failed (kept: an attempt is a fact) */
+#define KL_GF_SESSION_EXEC (1u << 8)  /* SESSION_*: entered a container from outside (runc exec) */
+#define KL_GF_SESSION_CTR  (1u << 9)  /* SESSION_*: a container's init */
+#define KL_GF_SESSION_SETSID (1u << 10) /* SESSION_*: a setsid leader on the host */
+
+struct kl_graph {
+	struct kl_event ev;         /* the from process (pid, start_ns, cgroup, comm, uid, ns...);
+	                             * ev.seq = graph record number (kl-graphd, 1-based),
+	                             * ev.ts_ns = event time of this update */
+	__u16 op;                   /* enum kl_graph_op */
+	__u16 kind;                 /* enum kl_graph_edge_kind (0 for session records) */
+	__u16 from_kind;            /* enum kl_graph_node_kind */
+	__u16 to_kind;
+	__u32 gflags;               /* KL_GF_* */
+	__u32 to_pid;               /* to process: host pid (0 when to is not a process) */
+	__u64 to_start_ns;          /* to process: start time */
+	__u64 from_id;              /* node ids (see above) */
+	__u64 to_id;
+	__u64 session_id;           /* session of the from process (0: none known) */
+	__u64 to_session_id;        /* session of the to process, 0 when not a process */
+	__u64 first_ns;             /* edge: first and last event time, events folded */
+	__u64 last_ns;              /* session: start (first_ns) and end (last_ns, 0 while open) */
+	__u64 count;                /* session: processes seen in it */
+	__u64 first_seq;            /* enriched seq of the first and of the latest event behind it */
+	__u64 last_seq;
+	__u64 from_ctr_cgroup_id;   /* containers of the two ends (0 = host) */
+	__u64 to_ctr_cgroup_id;
+	__u64 arg;                  /* SIGNAL: signal; PTRACE: request; NET: port; else 0 */
+};
+_Static_assert(sizeof(struct kl_graph) == 208, "kl_graph layout is ABI");
+/* tail: graph_from, graph_to, graph_from_ctr, graph_to_ctr, graph_seqs, graph_pod */
+
+/* --- deviation (kl-baselined -> deviations ring) --- */
+
+/*
+ * One deviation: something a promoted Profile does not cover (docs/baseline.md).
+ * ev is the process of the intent (or enriched event) that triggered it,
+ * copied whole (pid, start_ns, uid, cgroup, namespaces, comm), except
+ * ev.seq = the deviation's own sequence number (1-based per kl-baselined
+ * run) and ev.ts_ns = event time of the trigger.
+ * Tail, in this order: KL_F_NODE, the trigger's process context as the
+ * intent carried it (exe, argv, parent_exe, container_id, container_name,
+ * image, pod_name, pod_namespace, pod_uid; absent fields omitted), then
+ * KL_F_DEV_WORKLOAD, KL_F_DEV_PROFILE, KL_F_DEV_ITEM, KL_F_DEV_PARENT
+ * (NEW_TRANSITION only), KL_F_DEV_REASON.
+ */
+enum kl_deviation_kind {
+	KL_DEV_NEW_EXEC = 1,        /* item: executable path */
+	KL_DEV_NEW_TRANSITION = 2,  /* item: child exe, KL_F_DEV_PARENT: parent exe (both known, pair new) */
+	KL_DEV_NEW_FILE = 3,        /* item: path (generalised); access: the modes not covered */
+	KL_DEV_NEW_EGRESS = 4,      /* item: "addr:port/PROTO" (or "unix:/path"); number: port */
+	KL_DEV_NEW_INGRESS = 5,     /* item: "port/PROTO" local port accepted on; number: port */
+	KL_DEV_NEW_LISTEN = 6,      /* item: "port/PROTO" (or "unix:/path"); number: port */
+	KL_DEV_NEW_DNS = 7,         /* item: the DNS name */
+	KL_DEV_NEW_SYSCALL = 8,     /* item: syscall name; number: nr (from the enriched ring) */
+	KL_DEV_PRIVILEGE = 9,       /* item: "uid N" (new effective uid; number: N) or "setuid(N)" style call */
+	KL_DEV_RARE = 10,           /* item in the profile (or its sketch) but below the frequency floor;
+				     * number: the kind it is rare in; estimate: its learned count */
+	KL_DEV__COUNT = 11,
+};
+
+#define KL_DV_ATTEMPT  (1u << 0)    /* the trigger failed (intent KL_IN_FAILED): reported, never learned */
+#define KL_DV_REPEAT   (1u << 1)    /* not the first emission of this (workload, kind, item) */
+#define KL_DV_SYSCALL  (1u << 2)    /* triggered by an enriched event: intent_seq is 0 */
+
+/* severity: the numbers of DeviationEvent.Severity (proto) */
+#define KL_DEV_SEV_INFO     1
+#define KL_DEV_SEV_LOW      2
+#define KL_DEV_SEV_MEDIUM   3
+#define KL_DEV_SEV_HIGH     4
+#define KL_DEV_SEV_CRITICAL 5
+
+struct kl_deviation {
+	struct kl_event ev;
+	__u16 kind;                 /* enum kl_deviation_kind */
+	__u16 severity;             /* KL_DEV_SEV_* */
+	__u32 dflags;               /* KL_DV_* */
+	__u32 score;                /* 0..1000: 1000 never seen; RARE: 1000 * (1 - estimate/floor) */
+	__u16 intent_kind;          /* enum kl_intent_kind of the trigger; 0 for a syscall */
+	__u16 access;               /* NEW_FILE: KL_IA_READ|WRITE|EXEC bits the profile lacks */
+	__u64 profile_id;           /* the profile's id as a number; text form in KL_F_DEV_PROFILE */
+	__u64 workload_id;          /* hash of the workload key (text in KL_F_DEV_WORKLOAD) */
+	__u64 intent_seq;           /* ev.seq of the triggering intent (0 with KL_DV_SYSCALL) */
+	__u64 first_seq;            /* enriched events behind it: the intent's first_seq/last_seq, */
+	__u64 last_seq;             /* or the syscall event's seq in both */
+	__u64 occurrences;          /* times (workload, kind, item) was seen since activation, this one included */
+	__u64 suppressed;           /* occurrences rate-limited since the previous emission of it */
+	__u64 number;               /* kind-specific scalar (port, syscall nr, uid), else 0 */
+	__u64 estimate;             /* RARE: learned count (count-min estimate); else 0 */
+	__u64 ctr_cgroup_id;        /* the container's cgroup id; 0 on the host */
+};
+_Static_assert(sizeof(struct kl_deviation) == 184, "kl_deviation layout is ABI");
 
 /* --- marker: lets tests and benches fence a stream -------------------- */
 

@@ -95,9 +95,9 @@ Test(convert, argv_and_unknown_types)
 	cr_assert_str_eq(env.process->process->argv[2], "/tmp");
 	cr_assert_str_eq(env.process->process->exe, "/bin/ls");
 	/* a record type this exporter cannot decode: passed through, not guessed */
-	cr_assert_eq(kl_convert(&cv, KL_REC_GRAPH, "graph??", 7, &env), 0);
+	cr_assert_eq(kl_convert(&cv, 0x500, "future?", 7, &env), 0);
 	cr_assert_eq(env.payload_case, KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_OPAQUE);
-	cr_assert_eq(env.opaque->type, KL_REC_GRAPH);
+	cr_assert_eq(env.opaque->type, 0x500);
 	cr_assert_eq(env.opaque->data.len, 7);
 }
 
@@ -303,4 +303,162 @@ Test(convert, enriched_record)
 	/* a broken embedded record is rejected */
 	en->raw_len = 3;
 	cr_assert_eq(kl_convert(&cv, KL_REC_ENRICHED, buf, len, &env), -EBADMSG);
+}
+
+Test(convert, deviation_record)
+{
+	uint8_t buf[1024];
+	struct kl_deviation *d = (struct kl_deviation *)buf;
+	struct kl_tail_builder b;
+	kl_env env = KLOUDLENS__V1__EVENT_ENVELOPE__INIT, *w;
+	size_t len;
+
+	memset(buf, 0, sizeof(buf));
+	d->ev.seq = 5;
+	d->ev.pid = 4242;
+	d->ev.ts_ns = 999;
+	d->kind = KL_DEV_NEW_TRANSITION;
+	d->severity = KL_DEV_SEV_HIGH;
+	d->dflags = KL_DV_ATTEMPT;
+	d->score = 1000;
+	d->intent_kind = KL_INTENT_PROCESS_START;
+	d->profile_id = 0xabcdef0123456789ull;
+	d->intent_seq = 77;
+	d->first_seq = 300;
+	d->last_seq = 301;
+	d->occurrences = 3;
+	d->suppressed = 2;
+	kl_tail_init(&b, d, sizeof(*d), sizeof(buf));
+	kl_tail_add_str(&b, KL_F_NODE, "node-a");
+	kl_tail_add_str(&b, KL_F_CONTAINER_ID, "c0ffee");
+	kl_tail_add_str(&b, KL_F_POD_NAMESPACE, "shop");
+	kl_tail_add_str(&b, KL_F_EXE, "/bin/sh");
+	kl_tail_add_str(&b, KL_F_DEV_WORKLOAD, "shop/web/nginx@nginx:1");
+	kl_tail_add_str(&b, KL_F_DEV_ITEM, "/usr/bin/nc");
+	kl_tail_add_str(&b, KL_F_DEV_PARENT, "/bin/sh");
+	kl_tail_add_str(&b, KL_F_DEV_REASON, "new exec transition /bin/sh -> /usr/bin/nc");
+	len = kl_tail_finish(&b);
+	cr_assert_eq(kl_convert(&cv, KL_REC_DEVIATION, buf, len, &env), 0);
+	w = wire(&env);
+	cr_assert_eq(w->payload_case, KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_DEVIATION);
+	cr_assert_str_eq(w->deviation->kind, "new_transition");
+	cr_assert_eq(w->deviation->severity, KLOUDLENS__V1__DEVIATION_EVENT__SEVERITY__HIGH);
+	cr_assert_str_eq(w->deviation->profile_id, "abcdef0123456789", "no text id: the number in hex");
+	cr_assert_str_eq(w->deviation->item, "/usr/bin/nc");
+	cr_assert_str_eq(w->deviation->item_parent, "/bin/sh");
+	cr_assert_str_eq(w->deviation->workload, "shop/web/nginx@nginx:1");
+	cr_assert(w->deviation->attempt);
+	cr_assert_eq(w->deviation->occurrences, 3);
+	cr_assert_eq(w->deviation->suppressed, 2);
+	cr_assert_eq(w->deviation->intent_seq, 77);
+	cr_assert_eq(w->deviation->n_source_seqs, 2);
+	cr_assert_eq(w->deviation->intent->kind, KLOUDLENS__V1__INTENT_KIND__PROCESS_START);
+	cr_assert_eq(w->deviation->intent->process->pid, 4242);
+	cr_assert_str_eq(w->deviation->intent->process->exe, "/bin/sh");
+	cr_assert_str_eq(w->deviation->container->container_id, "c0ffee");
+	cr_assert_str_eq(w->deviation->intent->node, "node-a");
+	kloudlens__v1__event_envelope__free_unpacked(w, NULL);
+	{
+		/* a namespace filter and a pid filter apply to deviations */
+		Kloudlens__V1__Filter pb = KLOUDLENS__V1__FILTER__INIT;
+		char *nsv[] = { "shop" };
+		uint32_t pid[] = { 4243 };
+		struct kl_filter f;
+
+		pb.namespaces = nsv;
+		pb.n_namespaces = 1;
+		kl_filter_from_pb(&f, &pb);
+		cr_assert(kl_filter_match(&f, &env));
+		kl_filter_fini(&f);
+		pb.pids = pid;
+		pb.n_pids = 1;
+		kl_filter_from_pb(&f, &pb);
+		cr_assert_not(kl_filter_match(&f, &env));
+		kl_filter_fini(&f);
+	}
+	/* truncated: rejected and counted, never read past */
+	cr_assert_eq(kl_convert(&cv, KL_REC_DEVIATION, buf, sizeof(*d) - 8, &env), -EBADMSG);
+}
+
+Test(convert, graph_record_and_session_filter)
+{
+	uint8_t buf[1024];
+	struct kl_graph *g = (struct kl_graph *)buf;
+	struct kl_tail_builder b;
+	kl_env env = KLOUDLENS__V1__EVENT_ENVELOPE__INIT, *w;
+	uint64_t seqs[3] = { 10, 11, 12 };
+	size_t len;
+
+	memset(buf, 0, sizeof(buf));
+	g->ev.seq = 9;
+	g->ev.pid = 100;
+	g->ev.start_ns = 5000;
+	g->op = KL_GOP_EDGE;
+	g->kind = KL_GE_NET_CONNECT;
+	g->from_kind = KL_GN_PROCESS;
+	g->to_kind = KL_GN_PROCESS;
+	g->gflags = KL_GF_NEW | KL_GF_CROSS_CTR | KL_GF_MATCHED;
+	g->to_pid = 200;
+	g->to_start_ns = 6000;
+	g->from_id = 0x1111;
+	g->to_id = 0x2222;
+	g->session_id = 0xaaaa;
+	g->to_session_id = 0xbbbb;
+	g->count = 4;
+	g->arg = 8080;
+	g->first_seq = 10;
+	g->last_seq = 12;
+	kl_tail_init(&b, g, sizeof(*g), sizeof(buf));
+	kl_tail_add_str(&b, KL_F_GRAPH_FROM, "/usr/bin/curl");
+	kl_tail_add_str(&b, KL_F_GRAPH_TO, "/usr/sbin/nginx");
+	kl_tail_add_str(&b, KL_F_GRAPH_FROM_CTR, "aaaa1111");
+	kl_tail_add_str(&b, KL_F_GRAPH_TO_CTR, "bbbb2222");
+	kl_tail_add(&b, KL_F_GRAPH_SEQS, seqs, sizeof(seqs));
+	kl_tail_add_str(&b, KL_F_GRAPH_POD, "shop/web-1");
+	len = kl_tail_finish(&b);
+	cr_assert_eq(kl_convert(&cv, KL_REC_GRAPH, buf, len, &env), 0);
+	w = wire(&env);
+	cr_assert_eq(w->payload_case, KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_EDGE);
+	cr_assert_eq(w->edge->kind, KLOUDLENS__V1__GRAPH_EDGE__KIND__NET_CONNECT);
+	cr_assert_eq(w->edge->update, KLOUDLENS__V1__GRAPH_EDGE__UPDATE__EDGE);
+	cr_assert(w->edge->cross_container);
+	cr_assert_str_eq(w->edge->session_id, "000000000000aaaa");
+	cr_assert_str_eq(w->edge->to_session_id, "000000000000bbbb");
+	cr_assert_eq(w->edge->arg, 8080);
+	cr_assert_eq(w->edge->n_source_seqs, 3);
+	cr_assert_eq(w->edge->source_seqs[2], 12);
+	cr_assert_str_eq(w->edge->from_node->label, "/usr/bin/curl");
+	cr_assert_eq(w->edge->from_node->process->pid, 100);
+	cr_assert_str_eq(w->edge->from_node->container->container_id, "aaaa1111");
+	cr_assert_str_eq(w->edge->from_node->container->pod_namespace, "shop");
+	cr_assert_str_eq(w->edge->from_node->container->pod_name, "web-1");
+	cr_assert_str_eq(w->edge->to_node->label, "/usr/sbin/nginx");
+	cr_assert_eq(w->edge->to_node->process->pid, 200);
+	cr_assert_eq(w->edge->to_node->process->start_ns, 6000);
+	cr_assert_str_eq(w->edge->to_node->container->container_id, "bbbb2222");
+	kloudlens__v1__event_envelope__free_unpacked(w, NULL);
+	{
+		Kloudlens__V1__Filter pb = KLOUDLENS__V1__FILTER__INIT;
+		char *sv[] = { "000000000000bbbb" }, *other[] = { "000000000000cccc" }, *nsv[] = { "shop" };
+		struct kl_filter f;
+
+		pb.graph_sessions = sv;
+		pb.n_graph_sessions = 1;
+		kl_filter_from_pb(&f, &pb);
+		cr_assert(kl_filter_match(&f, &env), "the to end's session matches too");
+		kl_filter_fini(&f);
+		pb.graph_sessions = other;
+		kl_filter_from_pb(&f, &pb);
+		cr_assert_not(kl_filter_match(&f, &env));
+		kl_filter_fini(&f);
+		pb.n_graph_sessions = 0;
+		pb.namespaces = nsv;
+		pb.n_namespaces = 1;
+		kl_filter_from_pb(&f, &pb);
+		cr_assert(kl_filter_match(&f, &env));
+		kl_filter_fini(&f);
+	}
+	/* a tail field overrunning the record is rejected */
+	g->ev.tail_len += 64;
+	cr_assert_eq(kl_convert(&cv, KL_REC_GRAPH, buf, len, &env), -EBADMSG);
 }

@@ -8,6 +8,7 @@
 #include "client.h"
 #include "exporter.h"
 #include "helpers.h"
+#include "rpcsrv.h"
 
 static struct test_env te;
 static struct kl_exporter *ex;
@@ -174,7 +175,7 @@ Test(rpc, garbage)
 Test(rpc, unlanded_stages_are_unavailable)
 {
 	static const char *const m[] = {
-		"/kloudlens.v1.EventService/QueryGraph", "/kloudlens.v1.EventService/SubscribeSession",
+		"/kloudlens.v1.EventService/QueryGraph", "/kloudlens.v1.EventService/SubscribeGraph",
 		"/kloudlens.v1.AdminService/ListPolicies", "/kloudlens.v1.AdminService/ApplyPolicy",
 		"/kloudlens.v1.AdminService/DeletePolicy", "/kloudlens.v1.AdminService/BaselineReset",
 		"/kloudlens.v1.AdminService/BaselinePromote", "/kloudlens.v1.AdminService/BaselineActivate",
@@ -188,6 +189,16 @@ Test(rpc, unlanded_stages_are_unavailable)
 
 		cr_assert_eq(kl_client_call(&cl, m[i], NULL, NULL, &resp, err, sizeof(err)), 14, "%s", m[i]);
 		cr_assert(strstr(err, "not"), "%s: %s", m[i], err);
+	}
+	{
+		Kloudlens__V1__SessionRequest q = KLOUDLENS__V1__SESSION_REQUEST__INIT;
+		ProtobufCMessage *resp = NULL;
+
+		cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.EventService/SubscribeSession", &q.base,
+					    NULL, &resp, err, sizeof(err)), 3, "a session id is required");
+		q.session_id = "00000000000000aa";
+		cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.EventService/SubscribeSession", &q.base,
+					    NULL, &resp, err, sizeof(err)), 14, "no graph ring yet");
 	}
 }
 
@@ -212,4 +223,110 @@ Test(rpc, set_config_validates)
 	cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.AdminService/SetConfig", &q.base,
 				    &kloudlens__v1__config_response__descriptor, &resp, err, sizeof(err)), 0, "%s", err);
 	protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+/* ---- calls forwarded to a stage's own socket (rpcsrv.h) ------------------ */
+
+static int echo_graph(void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, char *msg,
+		      size_t msglen)
+{
+	const Kloudlens__V1__GraphQuery *q = (const void *)req;
+	Kloudlens__V1__GraphSnapshot *s;
+
+	(*(int *)ctx)++;
+	if (!strcmp(q->session_id, "missing")) {
+		snprintf(msg, msglen, "session %s not found", q->session_id);
+		return KL_NOT_FOUND;
+	}
+	s = calloc(1, sizeof(*s));
+	kloudlens__v1__graph_snapshot__init(s);
+	s->session_id = strdup(q->session_id);
+	s->ts_ns = q->max_edges;
+	*resp = &s->base;
+	return KL_OK;
+}
+
+static const struct kl_rpc_def graph_defs[] = {
+	{ "/kloudlens.v1.EventService/QueryGraph", &kloudlens__v1__graph_query__descriptor, echo_graph },
+};
+
+Test(rpc, graph_calls_forwarded_to_the_stage_byte_for_byte)
+{
+	Kloudlens__V1__GraphQuery q = KLOUDLENS__V1__GRAPH_QUERY__INIT;
+	Kloudlens__V1__GraphSnapshot *s = NULL;
+	struct kl_rpc_server *srv;
+	char url[400], err[256];
+	int calls = 0;
+
+	/* not running yet: UNAVAILABLE at once, naming the stage */
+	q.session_id = "s1";
+	cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.EventService/QueryGraph", &q.base,
+				    &kloudlens__v1__graph_snapshot__descriptor, (ProtobufCMessage **)&s, err,
+				    sizeof(err)), 14);
+	cr_assert(strstr(err, "kl-graphd"), "%s", err);
+
+	kl_rpc_stage_url(url, sizeof(url), te.rings, "kl-graphd");
+	cr_assert_eq(kl_rpc_server_start(url, graph_defs, 1, &calls, NULL, &srv), 0);
+	q.max_edges = 77;
+	cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.EventService/QueryGraph", &q.base,
+				    &kloudlens__v1__graph_snapshot__descriptor, (ProtobufCMessage **)&s, err,
+				    sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(s->session_id, "s1");
+	cr_assert_eq(s->ts_ns, 77);
+	kloudlens__v1__graph_snapshot__free_unpacked(s, NULL);
+	/* the stage's errors and its unknown-method answer pass through with their messages */
+	q.session_id = "missing";
+	cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.EventService/QueryGraph", &q.base,
+				    &kloudlens__v1__graph_snapshot__descriptor, (ProtobufCMessage **)&s, err,
+				    sizeof(err)), 5);
+	cr_assert(strstr(err, "session missing not found"), "%s", err);
+	cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.GraphService/NoSuchCall", NULL, NULL, NULL, err,
+				    sizeof(err)), 12);
+	cr_assert(strstr(err, "NoSuchCall"), "%s", err);
+	cr_assert_eq(calls, 2);
+	/* baseline calls go elsewhere: kl-baselined is not running */
+	cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.AdminService/BaselinePromote", NULL, NULL, NULL,
+				    err, sizeof(err)), 14);
+	cr_assert(strstr(err, "kl-baselined"), "%s", err);
+	/* the stage goes away: UNAVAILABLE, and the exporter still answers */
+	kl_rpc_server_stop(srv);
+	cr_assert_eq(kl_client_call(&cl, "/kloudlens.v1.EventService/QueryGraph", &q.base,
+				    &kloudlens__v1__graph_snapshot__descriptor, (ProtobufCMessage **)&s, err,
+				    sizeof(err)), 14);
+	still_up();
+}
+
+Test(rpc, stage_server_rejects_broken_requests)
+{
+	static const uint8_t no_nul[] = "/kloudlens.v1.EventService/QueryGraph";
+	static const uint8_t truncated[] = "/kloudlens.v1.EventService/QueryGraph\0\0\0\0\0\x20\x0a";
+	static const uint8_t trailing[] = "/kloudlens.v1.EventService/QueryGraph\0\0\0\0\0\0XYZ";
+	static const uint8_t notmsg[] = "/kloudlens.v1.EventService/QueryGraph\0\0\0\0\0\x02\xff\xff";
+	struct kl_rpc_server *srv;
+	struct kl_client direct;
+	char url[400], err[256];
+	int calls = 0;
+
+	kl_rpc_stage_url(url, sizeof(url), te.rings, "kl-graphd");
+	cr_assert_eq(kl_rpc_server_start(url, graph_defs, 1, &calls, NULL, &srv), 0);
+	cr_assert_eq(kl_client_open(&direct, url, NULL, 3000), 0);
+	struct { const uint8_t *p; size_t n; const char *what; } bad[] = {
+		{ no_nul, sizeof(no_nul) - 1, "NUL-terminated" },
+		{ truncated, sizeof(truncated) - 1, "truncated frame" },
+		{ trailing, sizeof(trailing) - 1, "bytes after the request frame" },
+		{ notmsg, sizeof(notmsg) - 1, "not a valid" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		void *reply;
+		size_t rlen;
+
+		cr_assert_eq(kl_client_call_raw(&direct, bad[i].p, bad[i].n, &reply, &rlen), 0);
+		cr_assert_eq(kl_client_parse_reply(&direct, reply, rlen, NULL, NULL, err, sizeof(err)), 3,
+			     "case %zu", i);
+		cr_assert(strstr(err, bad[i].what), "case %zu: %s", i, err);
+		free(reply);
+	}
+	cr_assert_eq(calls, 0);
+	kl_client_close(&direct);
+	kl_rpc_server_stop(srv);
 }

@@ -197,6 +197,82 @@ Test(stream, filters_are_server_side)
 	kl_exporter_destroy(ex);
 }
 
+static size_t make_edge(uint8_t *buf, size_t cap, uint64_t seq, uint64_t session, uint16_t kind)
+{
+	struct kl_graph *g = (struct kl_graph *)buf;
+	struct kl_tail_builder b;
+
+	memset(buf, 0, sizeof(*g));
+	g->ev.seq = seq;
+	g->ev.pid = 10;
+	g->op = KL_GOP_EDGE;
+	g->kind = kind;
+	g->from_kind = KL_GN_PROCESS;
+	g->to_kind = KL_GN_FILE;
+	g->session_id = session;
+	g->count = 1;
+	kl_tail_init(&b, g, sizeof(*g), cap);
+	kl_tail_add_str(&b, KL_F_GRAPH_FROM, "/bin/cat");
+	kl_tail_add_str(&b, KL_F_GRAPH_TO, "/etc/hosts");
+	return kl_tail_finish(&b);
+}
+
+static int on_edge(const Kloudlens__V1__EventEnvelope *e, void *ctx)
+{
+	struct seen *s = ctx;
+
+	cr_assert_eq(e->payload_case, KLOUDLENS__V1__EVENT_ENVELOPE__PAYLOAD_EDGE);
+	cr_assert_str_eq(e->edge->session_id, "00000000000000aa", "only the session asked for");
+	cr_assert_str_eq(e->edge->to_node->label, "/etc/hosts");
+	s->n++;
+	return 0;
+}
+
+Test(stream, graph_session_subscription)
+{
+	struct shm_ring_opts o = SHM_RING_OPTS_INIT;
+	Kloudlens__V1__Filter flt = KLOUDLENS__V1__FILTER__INIT;
+	Kloudlens__V1__SessionRequest sq = KLOUDLENS__V1__SESSION_REQUEST__INIT;
+	Kloudlens__V1__SubscribeResponse *sr = NULL;
+	char *sess[] = { "00000000000000aa" };
+	struct shm_ring *graph;
+	struct kl_exporter *ex;
+	struct kl_client c;
+	struct kl_follow f;
+	struct seen s = { 0 };
+	uint8_t buf[512];
+	char err[256];
+
+	o.capacity = 1 << 20;
+	cr_assert_eq(shm_ring_create(te.rings, "graph", &o, &graph), 0);
+	ex = start_exporter();
+	flt.graph_sessions = sess;
+	flt.n_graph_sessions = 1;
+	cr_assert_eq(kl_client_open(&c, te.admin, te.sub, 3000), 0);
+	cr_assert_eq(kl_follow_start(&f, &c, "/kloudlens.v1.EventService/SubscribeGraph", &flt, false, 0,
+				     err, sizeof(err)), 0, "%s", err);
+	/* SubscribeSession is the same subscription, opened from a session id */
+	sq.session_id = sess[0];
+	cr_assert_eq(kl_client_call(&c, "/kloudlens.v1.EventService/SubscribeSession", &sq.base,
+				    &kloudlens__v1__subscribe_response__descriptor, (ProtobufCMessage **)&sr,
+				    err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sr->stream, KLOUDLENS__V1__STREAM__STREAM_GRAPH);
+	kloudlens__v1__subscribe_response__free_unpacked(sr, NULL);
+	for (int i = 0; i < 300; i++)
+		shm_write(graph, KL_REC_GRAPH, buf,
+			  make_edge(buf, sizeof(buf), i + 1, i % 3 ? 0xbb : 0xaa, KL_GE_FILE_READ));
+	wait_published(ex, 300);
+	for (uint64_t end = now_ms() + 10000; s.n < 100 && now_ms() < end;)
+		cr_assert_geq(kl_follow_step(&f, on_edge, &s, 100), 0);
+	usleep(200000);
+	cr_assert_geq(kl_follow_step(&f, on_edge, &s, 200), 0);
+	cr_assert_eq(s.n, 100);
+	kl_follow_stop(&f);
+	kl_client_close(&c);
+	kl_exporter_destroy(ex);
+	shm_ring_close(graph);
+}
+
 Test(stream, replay_then_live_no_gap_no_dup)
 {
 	struct kl_exporter *ex = start_exporter();

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * stage.c - the plumbing every pipeline daemon shares (stage.h): one log
+ * format, the wait for a producer that starts after us, batched output,
+ * and signals that break a blocked poll.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kloudlens/recutil.h>
+#include <kloudlens/stage.h>
+
+volatile sig_atomic_t kl_stage_stop;
+
+#define MAX_INTERRUPT 4
+static struct shm_consumer *interrupt_on[MAX_INTERRUPT];
+
+void kl_log(const char *component, const char *level, const char *fmt, ...)
+{
+	char msg[1024], esc[2048];
+	size_t j = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* one event per line, whatever the message holds: log shippers split on \n */
+	for (size_t i = 0; msg[i] && j + 3 < sizeof(esc); i++) {
+		char ch = msg[i];
+
+		if (ch == '"' || ch == '\\') {
+			esc[j++] = '\\';
+			esc[j++] = ch;
+		} else if (ch == '\n' || ch == '\r' || ch == '\t') {
+			esc[j++] = ' ';
+		} else {
+			esc[j++] = ch;
+		}
+	}
+	esc[j] = 0;
+	fprintf(stderr, "level=%s component=%s msg=\"%s\"\n", level, component, esc);
+}
+
+void kl_stage_shm_log(int level, const char *msg, void *ctx)
+{
+	kl_log(ctx ? (const char *)ctx : "libshm", level <= 3 ? "error" : "warn", "%s", msg);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	kl_stage_stop = 1;
+	for (int i = 0; i < MAX_INTERRUPT; i++)
+		if (interrupt_on[i])
+			shm_consumer_interrupt(interrupt_on[i]);
+}
+
+void kl_stage_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* a peer closing an nng/ipc socket must not kill a stage */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+void kl_stage_interrupt_on(struct shm_consumer *c)
+{
+	if (!c) {
+		for (int i = 0; i < MAX_INTERRUPT; i++)
+			interrupt_on[i] = NULL;
+		return;
+	}
+	for (int i = 0; i < MAX_INTERRUPT; i++) {
+		if (!interrupt_on[i]) {
+			interrupt_on[i] = c;
+			return;
+		}
+	}
+}
+
+int kl_stage_open_input(const char *dir, const char *name, double wait_s, struct shm_ring **out)
+{
+	uint64_t deadline = kl_now_mono_ns() + (uint64_t)(wait_s > 0 ? wait_s * 1e9 : 0);
+	int err;
+
+	while ((err = shm_ring_open(dir, name, out)) == -ENOENT && kl_now_mono_ns() < deadline &&
+	       !kl_stage_stop)
+		usleep(100000);
+	return err;
+}
+
+int kl_stage_out_create(struct kl_stage_out *o, const char *dir, const char *name,
+			const struct shm_ring_opts *ro, uint16_t type)
+{
+	int err;
+
+	memset(o, 0, sizeof(*o));
+	o->type = type;
+	err = shm_ring_create(dir, name, ro, &o->ring);
+	if (err)
+		return err;
+	o->limit = shm_ring_max_record(o->ring);
+	return 0;
+}
+
+int kl_stage_emit(void *ctx, const void *rec, size_t len)
+{
+	struct kl_stage_out *o = ctx;
+	void *p;
+	int err;
+
+	if (len > shm_ring_max_record(o->ring))
+		return -EMSGSIZE;
+	err = shm_reserve(o->ring, (uint32_t)len, o->type, &p);
+	if (err) {
+		o->err = err;
+		return err;
+	}
+	memcpy(p, rec, len);
+	o->written++;
+	o->pending += len + 16;
+	if (o->pending >= o->limit) {
+		shm_publish(o->ring);
+		o->pending = 0;
+	}
+	return 0;
+}
+
+void kl_stage_out_publish(struct kl_stage_out *o)
+{
+	if (o->ring)
+		shm_publish(o->ring);
+	o->pending = 0;
+}
+
+void kl_stage_out_close(struct kl_stage_out *o)
+{
+	kl_stage_out_publish(o);
+	shm_ring_close(o->ring);
+	o->ring = NULL;
+}
