@@ -145,3 +145,87 @@ void kl_stage_out_close(struct kl_stage_out *o)
 	shm_ring_close(o->ring);
 	o->ring = NULL;
 }
+
+int kl_stage_setup(const struct kl_stage_spec *sp, struct kl_stage *st)
+{
+	const char *dir = sp->dir ? sp->dir : SHM_DEFAULT_DIR;
+	const char *user = sp->user ? sp->user : "kloudlens";
+	char note[256] = "";
+	int err = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->component = sp->component;
+	shm_set_log(kl_stage_shm_log, (void *)sp->component);
+	kl_stage_signals();
+	for (int i = 0; i < KL_STAGE_MAX_IN && sp->inputs[i]; i++) {
+		err = kl_stage_open_input(sp->dir, sp->inputs[i], sp->wait_s, &st->in[i]);
+		if (err == -ENOENT && sp->optional[i]) {
+			kl_log(sp->component, "warn", "optional input ring %s/%s absent; going on without it",
+			       dir, sp->inputs[i]);
+			err = 0;
+			continue;
+		}
+		if (err) {
+			kl_log(sp->component, "error", "open input ring %s/%s: %s", dir, sp->inputs[i],
+			       strerror(-err));
+			goto fail;
+		}
+	}
+	if (sp->output) {
+		err = kl_stage_out_create(&st->out, sp->dir, sp->output, &sp->ro, sp->out_type);
+		if (err) {
+			kl_log(sp->component, "error", "create output ring %s/%s: %s", dir, sp->output,
+			       strerror(-err));
+			goto fail;
+		}
+	}
+	err = shm_stats_create(sp->dir, sp->component, sp->stats_slots ? sp->stats_slots : 64, &st->stats);
+	if (err) {
+		kl_log(sp->component, "error", "create stats area in %s: %s", dir, strerror(-err));
+		goto fail;
+	}
+	if (sp->before_drop) {
+		err = sp->before_drop(sp->ctx);
+		if (err)
+			goto fail;
+	}
+	err = kl_drop_privileges(user, note, sizeof(note));
+	if (!err && note[0])
+		kl_log(sp->component, "warn", "%s", note);
+	if (err) {
+		kl_log(sp->component, "error", "drop privileges to %s: %s", user, strerror(-err));
+		goto fail;
+	}
+	for (int i = 0; i < KL_STAGE_MAX_IN; i++) {
+		if (!st->in[i])
+			continue;
+		err = shm_consumer_attach(st->in[i], sp->component, SHM_REQUIRED, &st->cons[i]);
+		if (err) {
+			kl_log(sp->component, "error", "attach to ring %s/%s: %s", dir, sp->inputs[i],
+			       strerror(-err));
+			goto fail;
+		}
+		kl_stage_interrupt_on(st->cons[i]);
+	}
+	return 0;
+fail:
+	kl_stage_teardown(st);
+	return err;
+}
+
+void kl_stage_teardown(struct kl_stage *st)
+{
+	kl_stage_interrupt_on(NULL);
+	for (int i = 0; i < KL_STAGE_MAX_IN; i++) {
+		shm_consumer_detach(st->cons[i]);
+		st->cons[i] = NULL;
+	}
+	if (st->out.ring)
+		kl_stage_out_close(&st->out);
+	for (int i = 0; i < KL_STAGE_MAX_IN; i++) {
+		shm_ring_close(st->in[i]);
+		st->in[i] = NULL;
+	}
+	shm_stats_close(st->stats);
+	st->stats = NULL;
+}

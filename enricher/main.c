@@ -47,12 +47,12 @@ int main(int argc, char **argv)
 	const char *dir = NULL, *in = "raw", *outname = "enriched", *user = "kloudlens";
 	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
 	struct kl_enricher_opts eo = { 0 };
-	struct shm_ring *rin = NULL, *rout = NULL;
-	struct shm_consumer *c = NULL;
+	struct kl_stage sg;
+	struct shm_ring *rout;
+	struct shm_consumer *c;
+	struct shm_stats *stats;
 	struct kl_enricher *e = NULL;
-	struct shm_stats *stats = NULL;
 	double wait_s = 30;
-	char msg[512];
 	int opt, err, rc = 1;
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
@@ -84,37 +84,15 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	shm_set_log(kl_stage_shm_log, COMPONENT);
-	kl_stage_signals();
-
-	err = kl_stage_open_input(dir, in, wait_s, &rin);
-	if (err) {
-		kl_log(COMPONENT, "error", "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
-		       strerror(-err));
+	struct kl_stage_spec spec = {
+		.component = COMPONENT, .dir = dir, .user = user, .wait_s = wait_s,
+		.inputs = { in }, .output = outname, .out_type = KL_REC_ENRICHED, .ro = ro,
+	};
+	if (kl_stage_setup(&spec, &sg))
 		return 1;
-	}
-	err = shm_ring_create(dir, outname, &ro, &rout);
-	if (err) {
-		kl_log(COMPONENT, "error", "create output ring %s: %s", outname, strerror(-err));
-		goto out;
-	}
-	err = shm_stats_create(dir, COMPONENT, 64, &stats);
-	if (err) {
-		kl_log(COMPONENT, "error", "create stats area: %s", strerror(-err));
-		goto out;
-	}
-	err = kl_drop_privileges(user, msg, sizeof(msg));
-	if (!err && msg[0])
-		kl_log(COMPONENT, "warn", "%s", msg);
-	if (err) {
-		kl_log(COMPONENT, "error", "drop privileges to %s: %s", user, strerror(-err));
-		goto out;
-	}
-	err = shm_consumer_attach(rin, COMPONENT, SHM_REQUIRED, &c);
-	if (err) {
-		kl_log(COMPONENT, "error", "attach to ring %s: %s", in, strerror(-err));
-		goto out;
-	}
+	c = sg.cons[0];
+	stats = sg.stats;
+	rout = sg.out.ring;
 	err = kl_enricher_new(&eo, &e);
 	if (err)
 		goto out;
@@ -140,7 +118,6 @@ int main(int argc, char **argv)
 	uint64_t *m_trunc = shm_stats_metric(stats, "kloudlens_enricher_truncated_total", NULL,
 					     "Enriched records whose enrichment was cut to fit", SHM_COUNTER);
 
-	kl_stage_interrupt_on(c);
 	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
 
 	struct shm_rec recs[BATCH];
@@ -196,11 +173,7 @@ int main(int argc, char **argv)
 	rc = 0;
 	kl_log(COMPONENT, "info", "stopped");
 out:
-	kl_stage_interrupt_on(NULL);
-	shm_consumer_detach(c);
-	shm_ring_close(rout);
-	shm_ring_close(rin);
-	shm_stats_close(stats);
+	kl_stage_teardown(&sg);
 	kl_enricher_free(e);
 	return rc;
 }

@@ -53,14 +53,12 @@ int main(int argc, char **argv)
 	const char *dir = NULL, *in = "enriched", *outname = "intents", *user = "kloudlens";
 	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
 	struct kl_intentd_opts io = { 0 };
-	struct shm_ring *rin = NULL;
-	struct shm_consumer *c = NULL;
+	struct kl_stage sg;
+	struct shm_consumer *c;
+	struct shm_stats *stats;
 	struct kl_intentd *e = NULL;
-	struct shm_stats *stats = NULL;
-	struct kl_stage_out out = { 0 };
 	char node[256] = "";
 	double wait_s = 30;
-	char msg[512];
 	int opt, err, rc = 1;
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' },
@@ -101,38 +99,15 @@ int main(int argc, char **argv)
 	if (!node[0] && gethostname(node, sizeof(node) - 1) < 0)
 		node[0] = 0;
 	io.node = node[0] ? node : NULL;
-	shm_set_log(kl_stage_shm_log, COMPONENT);
-	kl_stage_signals();
-
-	err = kl_stage_open_input(dir, in, wait_s, &rin);
-	if (err) {
-		kl_log(COMPONENT, "error", "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in,
-		       strerror(-err));
+	struct kl_stage_spec spec = {
+		.component = COMPONENT, .dir = dir, .user = user, .wait_s = wait_s,
+		.inputs = { in }, .output = outname, .out_type = KL_REC_INTENT, .ro = ro,
+	};
+	if (kl_stage_setup(&spec, &sg))
 		return 1;
-	}
-	err = kl_stage_out_create(&out, dir, outname, &ro, KL_REC_INTENT);
-	if (err) {
-		kl_log(COMPONENT, "error", "create output ring %s: %s", outname, strerror(-err));
-		goto out;
-	}
-	err = shm_stats_create(dir, COMPONENT, 64, &stats);
-	if (err) {
-		kl_log(COMPONENT, "error", "create stats area: %s", strerror(-err));
-		goto out;
-	}
-	err = kl_drop_privileges(user, msg, sizeof(msg));
-	if (!err && msg[0])
-		kl_log(COMPONENT, "warn", "%s", msg);
-	if (err) {
-		kl_log(COMPONENT, "error", "drop privileges to %s: %s", user, strerror(-err));
-		goto out;
-	}
-	err = shm_consumer_attach(rin, COMPONENT, SHM_REQUIRED, &c);
-	if (err) {
-		kl_log(COMPONENT, "error", "attach to ring %s: %s", in, strerror(-err));
-		goto out;
-	}
-	err = kl_intentd_new(&io, kl_stage_emit, &out, &e);
+	c = sg.cons[0];
+	stats = sg.stats;
+	err = kl_intentd_new(&io, kl_stage_emit, &sg.out, &e);
 	if (err) {
 		kl_log(COMPONENT, "error", "engine: %s", strerror(-err));
 		goto out;
@@ -182,7 +157,6 @@ int main(int argc, char **argv)
 	uint64_t *m_emit_err = shm_stats_metric(stats, "kloudlens_intentd_emit_errors_total", NULL,
 						"Intents that could not be written to the ring", SHM_COUNTER);
 
-	kl_stage_interrupt_on(c);
 	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
 
 	struct shm_rec recs[BATCH];
@@ -218,9 +192,9 @@ int main(int argc, char **argv)
 					last_ts = ev.ts_ns;
 			}
 		}
-		kl_stage_out_publish(&out);
+		kl_stage_out_publish(&sg.out);
 		shm_consumer_release(c);
-		if (out.err == -EPIPE)
+		if (sg.out.err == -EPIPE)
 			break;
 		struct kl_intentd_stats st;
 		kl_intentd_stats(e, &st);
@@ -242,15 +216,10 @@ int main(int argc, char **argv)
 	}
 	/* nothing still being folded is lost at shutdown: it goes out marked "shutdown" */
 	kl_intentd_flush(e);
-	kl_stage_out_publish(&out);
 	rc = 0;
 	kl_log(COMPONENT, "info", "stopped");
 out:
-	kl_stage_interrupt_on(NULL);
-	shm_consumer_detach(c);
-	kl_stage_out_close(&out);
-	shm_ring_close(rin);
-	shm_stats_close(stats);
+	kl_stage_teardown(&sg);
 	kl_intentd_free(e);
 	return rc;
 }

@@ -10,6 +10,7 @@
 #define KLOUDLENS_STAGE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,5 +61,50 @@ int kl_stage_out_create(struct kl_stage_out *o, const char *dir, const char *nam
 int kl_stage_emit(void *ctx, const void *rec, size_t len);
 void kl_stage_out_publish(struct kl_stage_out *o);
 void kl_stage_out_close(struct kl_stage_out *o);
+
+/* ---- the whole start-up sequence ------------------------------------------ */
+
+#define KL_STAGE_MAX_IN 2
+
+/*
+ * What a stage opens, in the order that keeps privileges short: input
+ * rings (waiting for producers), the output ring, the stats area, then
+ * @before_drop (e.g. an rpc socket or a profiles directory that must be
+ * created as root), then the drop to @user, then the consumer slots —
+ * attached last so that a stage that fails to start never holds back a
+ * block-policy producer.
+ */
+struct kl_stage_spec {
+	const char *component;                   /* "kl-graphd": logs, stats area, consumer slot */
+	const char *dir;                         /* rings directory (NULL: default) */
+	const char *user;                        /* drop to this user when root (NULL: kloudlens) */
+	double wait_s;                           /* how long to wait for the inputs */
+	const char *inputs[KL_STAGE_MAX_IN];     /* input rings; NULL ends the list */
+	bool optional[KL_STAGE_MAX_IN];          /* absent after the wait: go on without it */
+	const char *output;                      /* output ring, NULL for none */
+	uint16_t out_type;
+	struct shm_ring_opts ro;
+	uint32_t stats_slots;                    /* metrics in the stats area (default 64) */
+	int (*before_drop)(void *ctx);           /* 0 or -errno (it logs its own error) */
+	void *ctx;
+};
+
+struct kl_stage {
+	const char *component;
+	struct shm_ring *in[KL_STAGE_MAX_IN];     /* NULL: optional input absent */
+	struct shm_consumer *cons[KL_STAGE_MAX_IN];
+	struct kl_stage_out out;
+	struct shm_stats *stats;
+};
+
+/*
+ * kl_stage_setup() - run the sequence above, installing the signal
+ * handlers first and registering the consumers for interruption. Every
+ * failure is logged with what and where. Return: 0 or -errno; on error
+ * everything opened so far is closed again.
+ */
+int kl_stage_setup(const struct kl_stage_spec *spec, struct kl_stage *st);
+/* Detach, publish what is pending, close. Safe on a partly set up stage. */
+void kl_stage_teardown(struct kl_stage *st);
 
 #endif

@@ -17,85 +17,41 @@
 #include <kloudlens/shm.h>
 
 #include "../common/rawgen.h"
+#include "../common/stagetest.h"
 
 static char dir[128];
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/dev/shm/kl-enr-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	st_dir_setup(dir, sizeof(dir), "kl-enr-test");
 }
 
 static void teardown(void)
 {
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd))
-		fprintf(stderr, "cleanup failed\n");
+	st_dir_teardown(dir);
 }
 
 TestSuite(enricher_proc, .init = setup, .fini = teardown, .timeout = 60);
-
-static char *status_field(pid_t pid, const char *key, char *buf, size_t n)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	cr_assert_not_null(f);
-	buf[0] = 0;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key)) && line[strlen(key)] == ':') {
-			char *v = line + strlen(key) + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			snprintf(buf, n, "%s", v);
-			buf[strcspn(buf, "\n")] = 0;
-		}
-	fclose(f);
-	return buf;
-}
 
 Test(enricher_proc, unprivileged_and_enriches)
 {
 	struct shm_ring_opts o = SHM_RING_OPTS_INIT;
 	struct shm_ring *raw, *en = NULL;
 	struct shm_consumer *c;
-	char bin[512], buf[256];
-	const char *b = getenv("KLOUDLENS_BUILD_ROOT");
+	char bin[512];
 
 	o.capacity = 1 << 20;
 	o.policy = SHM_POLICY_DROP;
 	cr_assert_eq(shm_ring_create(dir, "raw", &o, &raw), 0);
-	snprintf(bin, sizeof(bin), "%s/enricher/kl-enricher", b ? b : "build");
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		execl(bin, bin, "--dir", dir, "--capacity", "1048576", "--wait", "5", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 100 && shm_ring_open(dir, "enriched", &en); i++)
-		usleep(50000);
-	cr_assert_not_null(en, "kl-enricher never created the enriched ring");
+	st_bin(bin, sizeof(bin), "enricher/kl-enricher");
+	char *argv[] = { bin, "--dir", dir, "--capacity", "1048576", "--wait", "5", NULL };
+	pid_t pid = st_spawn(argv);
+	en = st_wait_ring(dir, "enriched");
 	cr_assert_eq(shm_consumer_attach(en, "test", SHM_REQUIRED, &c), 0);
-	/* wait until it is attached to raw, i.e. past the privilege drop */
-	struct shm_ring_info info;
-	for (int i = 0; i < 100; i++) {
-		shm_ring_info(raw, &info);
-		if (info.nconsumers)
-			break;
-		usleep(50000);
-	}
-	cr_assert_eq(info.nconsumers, 1);
+	/* attached to raw: past the privilege drop */
+	st_wait_consumers(raw, 1);
 
-	if (getuid() == 0) {
-		cr_assert_neq(strncmp(status_field(pid, "Uid", buf, sizeof(buf)), "0\t", 2), 0,
-			      "kl-enricher still runs as root: Uid %s", buf);
-		cr_assert_str_eq(status_field(pid, "CapEff", buf, sizeof(buf)), "0000000000000000");
-		cr_assert_str_eq(status_field(pid, "CapPrm", buf, sizeof(buf)), "0000000000000000");
-		cr_assert_str_eq(status_field(pid, "CapBnd", buf, sizeof(buf)), "0000000000000000");
-		cr_assert_str_eq(status_field(pid, "CapAmb", buf, sizeof(buf)), "0000000000000000");
-		cr_assert_str_eq(status_field(pid, "NoNewPrivs", buf, sizeof(buf)), "1");
-	}
+	st_assert_unprivileged(pid, "kl-enricher");
 
 	uint8_t rec[2048];
 	struct rg_ctr ctr = { .kind = KL_CTR_START, .runtime = KL_RT_RUNC, .cgroup_id = 4242, .init_pid = 77,
@@ -132,9 +88,7 @@ Test(enricher_proc, unprivileged_and_enriches)
 	}
 	cr_assert_eq(got, 4, "the invalid raw record should be dropped, the rest delivered");
 
-	kill(pid, SIGTERM);
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	int st = st_stop(pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "kl-enricher exit status %d", st);
 	shm_consumer_detach(c);
 	shm_ring_close(en);
