@@ -1,12 +1,12 @@
 # KloudLens: the two commands (see README.md).
 #   sudo make run   install what is missing, build, run the pipeline on this host
-#   sudo make test  install what is missing, build, run every test (plain + ASan/UBSan)
+#   sudo make test  install what is missing, build, run every test (plain + clang-tidy + ASan/UBSan + fuzz)
 BUILD     ?= build
 BUILD_SAN ?= build-san
 # CI must never build without the BPF sensor: a missing toolchain is an error.
 MESON_OPTS ?= -Dwerror=true -Dbpf=enabled
 
-.PHONY: all deps build build-san test test-plain test-san fuzz run bench clean
+.PHONY: all deps build build-san test test-plain test-san tidy fuzz run bench clean
 
 all: build
 
@@ -32,12 +32,16 @@ test-plain: build
 test-san: build-san
 	meson test -C $(BUILD_SAN) --print-errorlogs --num-processes 2 --timeout-multiplier 3
 
+# clang-tidy's bugprone checks (.clang-tidy says which are tuned and why); any finding fails.
+tidy: build
+	bash scripts/tidy.sh $(BUILD)
+
 # libFuzzer targets for every parser at a trust boundary, bounded in time.
 FUZZ_SECONDS ?= 30
 fuzz: deps
 	bash tests/fuzz/run-fuzzers.sh $(FUZZ_SECONDS)
 
-test: test-plain test-san fuzz
+test: test-plain tidy test-san fuzz
 
 run: build
 	bash scripts/run.sh $(BUILD)

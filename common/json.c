@@ -184,8 +184,8 @@ static void put_base64(struct kl_buf *b, const uint8_t *d, size_t n)
 			v |= d[i + 2];
 		out[0] = tbl[(v >> 18) & 63];
 		out[1] = tbl[(v >> 12) & 63];
-		out[2] = i + 1 < n ? tbl[(v >> 6) & 63] : (char)'=';
-		out[3] = i + 2 < n ? tbl[v & 63] : (char)'=';
+		out[2] = (char)(i + 1 < n ? tbl[(v >> 6) & 63] : '=');
+		out[3] = (char)(i + 2 < n ? tbl[v & 63] : '=');
 		buf_put(b, out, 4);
 	}
 	kl_buf_putc(b, '"');

@@ -1352,7 +1352,7 @@ static void camel_kind(const char *name, char *out, size_t len)
 			up = true;
 			continue;
 		}
-		out[o++] = up ? (char)toupper((unsigned char)name[i]) : name[i];
+		out[o++] = (char)(up ? toupper((unsigned char)name[i]) : name[i]);
 		up = false;
 	}
 	out[o] = '\0';

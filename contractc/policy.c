@@ -580,12 +580,9 @@ static int import_apparmor(const char *file, const char *data, struct cc_contrac
 			if (!strncmp(s, "deny ", 5)) {
 				deny = true;
 				s += 5;
-			} else if (!strncmp(s, "audit ", 6)) {
-				s += 6;
-			} else if (!strncmp(s, "owner ", 6)) {
-				s += 6;
-			} else if (!strncmp(s, "allow ", 6)) {
-				s += 6;
+			} else if (!strncmp(s, "audit ", 6) || !strncmp(s, "owner ", 6) ||
+				   !strncmp(s, "allow ", 6)) {
+				s += 6;   /* qualifiers that do not change what is allowed */
 			} else {
 				break;
 			}
@@ -650,14 +647,17 @@ static int import_apparmor(const char *file, const char *data, struct cc_contrac
 					goto oom;
 				continue;
 			}
-			if (strchr(perm, 'x') && (path_push(&c->proc_allow, buf, kind, ln) ||
-						  path_push(&c->f_exec, buf, kind, ln)))
-				goto oom;
-			else if (!strchr(perm, 'x') && (strchr(perm, 'w') || strchr(perm, 'a')) &&
-				 path_push(&c->f_write, buf, kind, ln))
-				goto oom;
-			else if (!strpbrk(perm, "xwa") && strpbrk(perm, "rm") &&
-				 path_push(&c->f_read, buf, kind, ln))
+			/* the strongest permission decides where the rule counts */
+			int err = 0;
+
+			if (strchr(perm, 'x'))
+				err = path_push(&c->proc_allow, buf, kind, ln) ||
+				      path_push(&c->f_exec, buf, kind, ln);
+			else if (strchr(perm, 'w') || strchr(perm, 'a'))
+				err = path_push(&c->f_write, buf, kind, ln);
+			else if (strpbrk(perm, "rm"))
+				err = path_push(&c->f_read, buf, kind, ln);
+			if (err)
 				goto oom;
 		}
 	}

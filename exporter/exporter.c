@@ -297,7 +297,7 @@ static int pump_stream(struct kl_exporter *e, struct kl_stream *s, int timeout_m
 	uint64_t missed;
 	kl_env env;
 
-	n = shm_consumer_poll(s->cons, e->recs, e->batch_max, timeout_ms);
+	n = shm_consumer_poll(s->cons, e->recs, (int)e->batch_max, timeout_ms);
 	if (n <= 0)
 		return n == -EINTR ? 0 : n;
 	pthread_mutex_lock(&e->lock);
@@ -792,7 +792,7 @@ int kl_random_id(char *buf, size_t len)
 
 		memcpy(raw, &t, sizeof(raw));
 	}
-	for (int i = 0; i < 8; i++)
+	for (size_t i = 0; i < 8; i++)
 		snprintf(buf + 2 * i, 3, "%02x", raw[i]);
 	return 0;
 }

@@ -313,7 +313,9 @@ static int rpc_snapshot(struct kl_exporter *e, const ProtobufCMessage *req, Prot
 	return code;
 }
 
-static const char *const method_names[];
+/* the method table is at the end, after the handlers it names */
+static size_t method_count(void);
+static const char *method_name(size_t i);
 static bool method_available(struct kl_exporter *e, const char *name);
 
 static int rpc_status(struct kl_exporter *e, const ProtobufCMessage *req, ProtobufCMessage **resp,
@@ -347,12 +349,10 @@ static int rpc_status(struct kl_exporter *e, const ProtobufCMessage *req, Protob
 static int rpc_caps(struct kl_exporter *e, const ProtobufCMessage *req, ProtobufCMessage **resp,
 		    char *msg, size_t msglen, const char *method)
 {
-	size_t nm = 0;
+	size_t nm = method_count();
 
 	RESP(Kloudlens__V1__CapabilitiesResponse, kloudlens__v1__capabilities_response__init);
 	r->streams = calloc(KL_NSTREAMS, sizeof(*r->streams));
-	while (method_names[nm])
-		nm++;
 	r->methods = calloc(nm, sizeof(char *));
 	r->unavailable = calloc(nm, sizeof(char *));
 	if (!r->streams || !r->methods || !r->unavailable)
@@ -363,10 +363,10 @@ static int rpc_caps(struct kl_exporter *e, const ProtobufCMessage *req, Protobuf
 			r->streams[r->n_streams++] = e->streams[i].def->id;
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < nm; i++) {
-		if (method_available(e, method_names[i]))
-			r->methods[r->n_methods++] = strdup(method_names[i]);
+		if (method_available(e, method_name(i)))
+			r->methods[r->n_methods++] = strdup(method_name(i));
 		else
-			r->unavailable[r->n_unavailable++] = strdup(method_names[i]);
+			r->unavailable[r->n_unavailable++] = strdup(method_name(i));
 	}
 	r->wal = *e->wal_dir != 0;
 	r->compression = e->compress_threshold != 0;
@@ -567,14 +567,15 @@ static const struct rpc_method methods[] = {
 };
 #define NMETHODS (sizeof(methods) / sizeof(methods[0]))
 
-static const char *const method_names[NMETHODS + 1] = {
-	methods[0].name, methods[1].name, methods[2].name, methods[3].name, methods[4].name,
-	methods[5].name, methods[6].name, methods[7].name, methods[8].name, methods[9].name,
-	methods[10].name, methods[11].name, methods[12].name, methods[13].name, methods[14].name,
-	methods[15].name, methods[16].name, methods[17].name, methods[18].name, methods[19].name,
-	methods[20].name, NULL,
-};
-_Static_assert(NMETHODS == 21, "method_names must list every method");
+static size_t method_count(void)
+{
+	return NMETHODS;
+}
+
+static const char *method_name(size_t i)
+{
+	return methods[i].name;
+}
 
 static int forward_target(const char *method);
 

@@ -151,7 +151,7 @@ static int read_rec(struct kl_wal *w, int fd, uint64_t off, uint64_t size, struc
 
 	if (off + REC_HDR > size)
 		return -EBADMSG;
-	n = pread(fd, h, REC_HDR, off);
+	n = pread(fd, h, REC_HDR, (off_t)off);
 	if (n != REC_HDR)
 		return n < 0 ? -errno : -EBADMSG;
 	if (h->magic != REC_MAGIC || h->len > REC_MAX || h->raw_len > REC_MAX || h->count == 0 ||
@@ -160,7 +160,7 @@ static int read_rec(struct kl_wal *w, int fd, uint64_t off, uint64_t size, struc
 	w->rbuf.len = 0;
 	if (xbuf_reserve(&w->rbuf, h->len ? h->len : 1))
 		return -ENOMEM;
-	n = pread(fd, w->rbuf.p, h->len, off + REC_HDR);
+	n = pread(fd, w->rbuf.p, h->len, (off_t)(off + REC_HDR));
 	if (n < 0)
 		return -errno;
 	if ((uint32_t)n != h->len)
@@ -211,7 +211,7 @@ static int scan_seg(struct kl_wal *w, uint32_t si, bool newest)
 	}
 	if (in_bad) {
 		if (newest) {
-			if (ftruncate(s->fd, bad_at) < 0)
+			if (ftruncate(s->fd, (off_t)bad_at) < 0)
 				return -errno;
 			w->st.torn_bytes += s->size - bad_at;
 			s->size = bad_at;
@@ -514,7 +514,7 @@ static int uring_write(struct kl_wal *w, int fd, const uint8_t *p, size_t len, u
 		return res_w;
 	if ((size_t)res_w < len) {
 		/* short write (full disk is the usual cause): finish it plainly */
-		ssize_t n = pwrite(fd, p + res_w, len - res_w, off + res_w);
+		ssize_t n = pwrite(fd, p + res_w, len - res_w, (off_t)(off + (size_t)res_w));
 
 		if (n < 0 || (size_t)n != len - res_w)
 			return n < 0 ? -errno : -ENOSPC;
@@ -572,7 +572,7 @@ int kl_wal_append(struct kl_wal *w, uint64_t first_seq, uint32_t count, uint64_t
 	r = uring_write(w, s->fd, w->wbuf.p, total, s->size, sync);
 	if (r) {
 		/* an append that failed must not leave a half record for the next one */
-		if (ftruncate(s->fd, s->size) < 0)
+		if (ftruncate(s->fd, (off_t)s->size) < 0)
 			r = -errno;
 		goto err;
 	}

@@ -72,7 +72,7 @@ static int read_name(const uint8_t *m, size_t len, size_t off, char *out, size_t
 			uint8_t c = m[pos + 1 + i];
 			/* keep the name printable and unambiguous: a '.' inside a label or a
 			 * control byte would make two different names print the same */
-			out[o++] = (c < 0x21 || c > 0x7e || c == '.') ? '?' : (char)c;
+			out[o++] = (char)((c < 0x21 || c > 0x7e || c == '.') ? '?' : c);
 		}
 		pos += 1 + (size_t)l;
 	}

@@ -5,12 +5,12 @@ set -euo pipefail
 
 PKGS=(
   # build
-  meson ninja-build pkg-config gcc clang llvm bpftool
+  meson ninja-build pkg-config gcc clang clang-tidy llvm bpftool
   libbpf-dev libelf-dev zlib1g-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler
   libnng-dev libyaml-dev libjansson-dev libcap-dev libcriterion-dev
   # tests: oracles, real containers, enforcers' own checkers
   strace linux-perf bpftrace runc crun containerd busybox-static seccomp libseccomp-dev
-  apparmor prometheus jq iproute2 procps python3
+  apparmor prometheus jq iproute2 procps python3 graphviz
   # kl-exporter tests: the interop client (Debian python3 + protobuf), /metrics fetches
   python3-protobuf curl
 )
