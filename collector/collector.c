@@ -484,7 +484,7 @@ int kc_flush(struct kc *c)
 int kc_run(struct kc *c)
 {
 	while (!atomic_load(&c->stop)) {
-		int n = kc_poll(c, c->o.drain_ms);
+		int n = kc_poll(c, (int)c->o.drain_ms);
 
 		if (n < 0 && n != -EINTR)
 			return n;
@@ -579,7 +579,11 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 
 	if (level == LIBBPF_DEBUG)
 		return 0;
+	/* libbpf's own format string, handed to its print callback */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+#pragma GCC diagnostic pop
 	n = strlen(buf);
 	if (n && buf[n - 1] == '\n')
 		buf[n - 1] = 0;
