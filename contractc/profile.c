@@ -277,7 +277,7 @@ static void parse_workload(struct pctx *p, const struct cc_node *n, const char *
 {
 	static const char *const keys[] = { "selector", "window", "samples", "executables",
 					    "files", "network", "dns", "syscalls",
-					    "capabilities", "uids", NULL };
+					    "capabilities", "uids", "baseline", NULL };
 	static const char *const selk[] = { "namespace", "podLabels", "container", "image", NULL };
 	static const char *const wink[] = { "start", "end", NULL };
 	static const char *const samk[] = { "events", "pods", "containers", NULL };
@@ -339,6 +339,11 @@ static void parse_workload(struct pctx *p, const struct cc_node *n, const char *
 			path_key(sp, kp, "containers");
 			get_int(p, x, sp, 0, INT64_MAX, &w->s_containers);
 		}
+	}
+	/* kl-baselined's detection state (docs/baseline.md): not contractc's to read */
+	if ((v = map_get(n, "baseline")) && v->type != CC_MAP) {
+		path_key(kp, path, "baseline");
+		perr(p, v, kp, "expected a mapping");
 	}
 #define LIST(key, kind, field)                                   \
 	if ((v = map_get(n, key))) {                             \

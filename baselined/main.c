@@ -1,0 +1,718 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kl-baselined - intents (+ enriched for syscalls) in, deviations out,
+ * profiles on disk (docs/baseline.md). Also `kl-baselined merge A B`.
+ *
+ * Rings, stats area, profiles directory and the RPC socket are set up
+ * while it may still be root; then it drops to the stage user and reads.
+ * The RPC handlers run on the server's thread: every engine access holds
+ * `lock`.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <kloudlens/recutil.h>
+#include <kloudlens/shm.h>
+#include <kloudlens/stage.h>
+
+#include "engine.h"
+#include "policy.h"
+#include "profile.h"
+#include "rpcsrv.h"
+#include "kloudlens.pb-c.h"
+
+#define BATCH 256
+#define COMPONENT "kl-baselined"
+
+struct daemon {
+	pthread_mutex_t lock;
+	struct bl_engine *e;
+	const char *profiles;
+	char node[256];
+	int64_t off;                    /* wall - mono, for profile times */
+	uint64_t saved, save_errors;
+};
+
+static void usage(FILE *o)
+{
+	fputs("usage: kl-baselined [options]\n"
+	      "       kl-baselined merge A.json B.json [-o OUT.json]\n"
+	      "  --dir DIR            rings directory (default " SHM_DEFAULT_DIR ")\n"
+	      "  --input NAME         intents ring (default intents)\n"
+	      "  --syscalls NAME      enriched ring for the syscall set (default enriched; \"\" = none)\n"
+	      "  --output NAME        ring to write (default deviations)\n"
+	      "  --capacity BYTES     output ring capacity (default 16 MiB)\n"
+	      "  --user NAME          user to run as when started as root (default kloudlens)\n"
+	      "  --wait SEC           wait this long for the input rings (default 30)\n"
+	      "  --node NAME          node name in profiles and deviations (default: hostname)\n"
+	      "  --profiles DIR       profiles on disk (default /var/lib/kloudlens/profiles)\n"
+	      "  --policy-dir DIR     BaselinePolicy YAML objects (docker mode); only selected workloads learn\n"
+	      "  --rpc URL            request/reply endpoint (default ipc://<rings dir>/kl-baselined.sock)\n"
+	      "  host-mode default policy (every workload, when no --policy-dir):\n"
+	      "  --window DUR         learning window (default 1h)\n"
+	      "  --min-samples N      intents needed before the profile is taken (default 1000)\n"
+	      "  --min-pods N         distinct pods/containers (default 1)\n"
+	      "  --categories LIST    exec,file-read,file-write,file-exec,egress,ingress,listen,dns,syscalls,uids\n"
+	      "                       (default all)\n"
+	      "  --emit none          take profiles but emit no deviations\n"
+	      "  detection:\n"
+	      "  --rate-window DUR    one deviation per (workload, kind, item) per window (default 60s)\n"
+	      "  --rare-floor N       learned fewer than N times = rare (default 0: off)\n"
+	      "  --max-workloads N    (default 4096)   --max-items N per workload (default 65536)\n",
+	      o);
+}
+
+static int parse_categories(const char *s, uint32_t *out)
+{
+	static const struct { const char *n; uint32_t b; } cats[] = {
+		{ "exec", BL_LEARN_EXEC }, { "file-read", BL_LEARN_FILE_R }, { "file-write", BL_LEARN_FILE_W },
+		{ "file-exec", BL_LEARN_FILE_X },
+		{ "files", BL_LEARN_FILE_R | BL_LEARN_FILE_W | BL_LEARN_FILE_X },
+		{ "egress", BL_LEARN_EGRESS }, { "ingress", BL_LEARN_INGRESS }, { "listen", BL_LEARN_LISTEN },
+		{ "dns", BL_LEARN_DNS }, { "syscalls", BL_LEARN_SYSCALLS }, { "capabilities", BL_LEARN_CAPS },
+		{ "uids", BL_LEARN_UIDS }, { "all", BL_LEARN_ALL },
+	};
+	char buf[512], *save = NULL;
+	uint32_t v = 0;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		size_t i;
+		for (i = 0; i < sizeof(cats) / sizeof(cats[0]); i++)
+			if (!strcmp(t, cats[i].n))
+				break;
+		if (i == sizeof(cats) / sizeof(cats[0]))
+			return -EINVAL;
+		v |= cats[i].b;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Write every changed profile; called with the lock held. */
+static void save_dirty(struct daemon *d)
+{
+	struct bl_workload *w;
+
+	while ((w = bl_engine_next_dirty(d->e))) {
+		struct bl_wview v;
+		struct kl_buf b = { 0 };
+		char id[32];
+		int r;
+		bl_workload_view(w, &v);
+		if (v.state != BL_ACTIVE && v.state != BL_READY)
+			continue;       /* nothing taken yet (or reset): the old file stays until replaced */
+		bl_profile_id_str(id, sizeof(id), v.profile_id);
+		r = bl_profile_render(&b, &v, 1, id, d->node, d->off, kl_now_real_ns());
+		if (!r)
+			r = bl_profile_save(d->profiles, id, &b);
+		kl_buf_free(&b);
+		if (r) {
+			d->save_errors++;
+			kl_log(COMPONENT, "error", "save profile %s/%s.json (%s): %s", d->profiles, id, v.key,
+			       strerror(-r));
+		} else {
+			d->saved++;
+			kl_log(COMPONENT, "info", "profile %s for %s: %s, %zu items, %llu samples", id, v.key,
+			       bl_state_name(v.state), v.nitems, (unsigned long long)v.samples);
+		}
+	}
+}
+
+/* Reload the profiles on disk: the newest window per workload wins. */
+static void load_profiles(struct daemon *d)
+{
+	DIR *dir = opendir(d->profiles);
+	struct dirent *de;
+	char err[512];
+
+	if (!dir)
+		return;
+	while ((de = readdir(dir))) {
+		size_t l = strlen(de->d_name);
+		char path[4096];
+		struct bl_loaded *pl;
+		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d->profiles, de->d_name);
+		if (bl_profile_load(path, &pl, err, sizeof(err))) {
+			kl_log(COMPONENT, "warn", "profile not loaded: %s", err);
+			continue;
+		}
+		for (size_t i = 0; i < pl->nw; i++) {
+			struct bl_workload *w = bl_engine_find(d->e, pl->w[i].key);
+			struct bl_wview v;
+			if (w) {
+				bl_workload_view(w, &v);
+				if (v.win_end_ns >= pl->w[i].win_end_ns)
+					continue;
+			}
+			int r = bl_engine_install(d->e, &pl->w[i]);
+			if (r)
+				kl_log(COMPONENT, "warn", "install %s from %s: %s", pl->w[i].key, path, strerror(-r));
+		}
+		bl_loaded_free(pl);
+	}
+	closedir(dir);
+}
+
+static void apply_policies(struct daemon *d, const char *pdir, const struct bl_policy *def)
+{
+	struct bl_policy *pol = NULL;
+	size_t n = 0;
+	char err[512];
+	int r = bl_policy_load_dir(pdir, &pol, &n, err, sizeof(err));
+
+	if (r) {
+		/* the last good set stays in force */
+		kl_log(COMPONENT, "error", "policies not applied: %s", r == -EINVAL ? err : strerror(-r));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (pol[i].labels_len)
+			kl_log(COMPONENT, "warn", "%s: %s: spec.selector.podLabels cannot be matched (the rings "
+			       "carry no labels); selecting by container/image only (nothing if neither is set)",
+			       pol[i].file, pol[i].name);
+	pthread_mutex_lock(&d->lock);
+	r = bl_engine_set_policies(d->e, pol, n, def);
+	pthread_mutex_unlock(&d->lock);
+	kl_log(COMPONENT, "info", "%zu BaselinePolicy objects from %s", n, pdir);
+	free(pol);
+}
+
+/* ---- RPC ---------------------------------------------------------------------- */
+
+static int admin(void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, char *msg, size_t msglen,
+		 int which)
+{
+	struct daemon *d = ctx;
+	const Kloudlens__V1__BaselineRequest *rq = (const void *)req;
+	Kloudlens__V1__BaselineResponse *rs = malloc(sizeof(*rs));
+	const char *key = rq->workload;
+	int n = 0, code = KL_OK;
+
+	if (!rs)
+		return KL_INTERNAL;
+	kloudlens__v1__baseline_response__init(rs);
+	pthread_mutex_lock(&d->lock);
+	if (which == 2 && rq->profile_id && *rq->profile_id) {
+		/* activate a profile from disk by id */
+		char path[4096], err[512];
+		struct bl_loaded *pl;
+		snprintf(path, sizeof(path), "%s/%s.json", d->profiles, rq->profile_id);
+		if (strchr(rq->profile_id, '/') || bl_profile_load(path, &pl, err, sizeof(err))) {
+			snprintf(msg, msglen, "profile %s: %s", rq->profile_id, strchr(rq->profile_id, '/') ? "bad id" : err);
+			code = KL_NOT_FOUND;
+		} else {
+			for (size_t i = 0; i < pl->nw; i++) {
+				pl->w[i].state = BL_ACTIVE;
+				if (!bl_engine_install(d->e, &pl->w[i]))
+					n++;
+			}
+			bl_loaded_free(pl);
+		}
+	} else if (key && *key && !bl_engine_find(d->e, key)) {
+		snprintf(msg, msglen, "no workload %s", key);
+		code = KL_NOT_FOUND;
+	} else {
+		n = which == 0 ? bl_engine_reset(d->e, key) : which == 1 ? bl_engine_promote(d->e, key)
+								   : bl_engine_activate(d->e, key);
+	}
+	if (code == KL_OK) {
+		struct bl_workload *w = key && *key ? bl_engine_find(d->e, key) : NULL;
+		char id[32] = "";
+		if (w) {
+			struct bl_wview v;
+			bl_workload_view(w, &v);
+			if (v.profile_id)
+				bl_profile_id_str(id, sizeof(id), v.profile_id);
+			rs->state = strdup(bl_state_name(v.state));
+		} else {
+			rs->state = strdup("");
+		}
+		rs->profile_id = strdup(id);
+		rs->workloads = (uint32_t)n;
+		rs->message = strdup("");
+		save_dirty(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (code != KL_OK || !rs->state || !rs->profile_id || !rs->message) {
+		protobuf_c_message_free_unpacked(&rs->base, NULL);
+		return code != KL_OK ? code : KL_INTERNAL;
+	}
+	*resp = &rs->base;
+	return KL_OK;
+}
+
+static int rpc_reset(void *c, const ProtobufCMessage *q, ProtobufCMessage **r, char *m, size_t l)
+{
+	return admin(c, q, r, m, l, 0);
+}
+static int rpc_promote(void *c, const ProtobufCMessage *q, ProtobufCMessage **r, char *m, size_t l)
+{
+	return admin(c, q, r, m, l, 1);
+}
+static int rpc_activate(void *c, const ProtobufCMessage *q, ProtobufCMessage **r, char *m, size_t l)
+{
+	return admin(c, q, r, m, l, 2);
+}
+
+static int rpc_list_workloads(void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, char *msg,
+			      size_t msglen)
+{
+	struct daemon *d = ctx;
+	const Kloudlens__V1__ListWorkloadsRequest *rq = (const void *)req;
+	Kloudlens__V1__ListWorkloadsResponse *rs = malloc(sizeof(*rs));
+	int code = KL_OK;
+
+	(void)msg;
+	(void)msglen;
+	if (!rs)
+		return KL_INTERNAL;
+	kloudlens__v1__list_workloads_response__init(rs);
+	pthread_mutex_lock(&d->lock);
+	size_t n = bl_engine_nworkloads(d->e);
+	rs->workloads = calloc(n ? n : 1, sizeof(*rs->workloads));
+	for (size_t i = 0; rs->workloads && i < n; i++) {
+		struct bl_wview v;
+		bl_workload_view(bl_engine_workload(d->e, i), &v);
+		if (rq->workload && *rq->workload && strcmp(rq->workload, v.key))
+			continue;
+		Kloudlens__V1__BaselineWorkload *w = malloc(sizeof(*w));
+		char id[32] = "";
+		if (!w) {
+			code = KL_INTERNAL;
+			break;
+		}
+		kloudlens__v1__baseline_workload__init(w);
+		rs->workloads[rs->n_workloads++] = w;
+		if (v.profile_id)
+			bl_profile_id_str(id, sizeof(id), v.profile_id);
+		w->workload = strdup(v.key);
+		w->state = strdup(bl_state_name(v.state));
+		w->profile_id = strdup(id);
+		w->policy = strdup(v.policy);
+		w->samples = v.samples;
+		w->items = v.nitems;
+		w->deviations = v.deviations;
+		w->window_start_ns = v.win_start_ns;
+		w->window_ns = v.window_ns;
+		w->pods = (uint32_t)v.pods;
+		if (!w->workload || !w->state || !w->profile_id || !w->policy)
+			code = KL_INTERNAL;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!rs->workloads || code != KL_OK) {
+		protobuf_c_message_free_unpacked(&rs->base, NULL);
+		return KL_INTERNAL;
+	}
+	*resp = &rs->base;
+	return KL_OK;
+}
+
+static int rpc_list_profiles(void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, char *msg,
+			     size_t msglen)
+{
+	struct daemon *d = ctx;
+	Kloudlens__V1__ListProfilesResponse *rs = malloc(sizeof(*rs));
+	DIR *dir;
+	struct dirent *de;
+
+	(void)req;
+	if (!rs)
+		return KL_INTERNAL;
+	kloudlens__v1__list_profiles_response__init(rs);
+	dir = opendir(d->profiles);
+	if (!dir) {
+		snprintf(msg, msglen, "%s: %s", d->profiles, strerror(errno));
+		free(rs);
+		return KL_UNAVAILABLE;
+	}
+	while ((de = readdir(dir))) {
+		size_t l = strlen(de->d_name);
+		char path[4096], err[256];
+		struct stat st;
+		struct bl_loaded *pl;
+		if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d->profiles, de->d_name);
+		if (stat(path, &st) || bl_profile_load(path, &pl, err, sizeof(err)))
+			continue;
+		void *nv = realloc(rs->profiles, (rs->n_profiles + 1) * sizeof(*rs->profiles));
+		Kloudlens__V1__BaselineProfileInfo *p = malloc(sizeof(*p));
+		if (!nv || !p) {
+			free(p);
+			if (nv)
+				rs->profiles = nv;
+			bl_loaded_free(pl);
+			break;
+		}
+		rs->profiles = nv;
+		kloudlens__v1__baseline_profile_info__init(p);
+		p->profile_id = strdup(pl->id);
+		p->workload = strdup(pl->nw ? pl->w[0].key : "");
+		p->path = strdup(path);
+		p->size_bytes = (uint64_t)st.st_size;
+		rs->profiles[rs->n_profiles++] = p;
+		bl_loaded_free(pl);
+	}
+	closedir(dir);
+	*resp = &rs->base;
+	return KL_OK;
+}
+
+static int rpc_get_profile(void *ctx, const ProtobufCMessage *req, ProtobufCMessage **resp, char *msg,
+			   size_t msglen)
+{
+	struct daemon *d = ctx;
+	const Kloudlens__V1__GetProfileRequest *rq = (const void *)req;
+	Kloudlens__V1__GetProfileResponse *rs;
+	struct kl_buf b = { 0 };
+	char id[32];
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < bl_engine_nworkloads(d->e); i++) {
+		struct bl_wview v;
+		bl_workload_view(bl_engine_workload(d->e, i), &v);
+		bl_profile_id_str(id, sizeof(id), v.profile_id);
+		if ((rq->workload && *rq->workload && !strcmp(rq->workload, v.key)) ||
+		    (rq->profile_id && *rq->profile_id && v.profile_id && !strcmp(rq->profile_id, id))) {
+			/* a learning workload renders what it has so far, under a provisional id */
+			r = bl_profile_render(&b, &v, 1, id, d->node, d->off, kl_now_real_ns());
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (r) {
+		kl_buf_free(&b);
+		snprintf(msg, msglen, "no such workload or profile");
+		return r == -ENOENT ? KL_NOT_FOUND : KL_INTERNAL;
+	}
+	rs = malloc(sizeof(*rs));
+	if (!rs) {
+		kl_buf_free(&b);
+		return KL_INTERNAL;
+	}
+	kloudlens__v1__get_profile_response__init(rs);
+	rs->profile_id = strdup(id);
+	kl_buf_putc(&b, 0);
+	rs->json = b.p;     /* malloc'd: freed with the message */
+	*resp = &rs->base;
+	return KL_OK;
+}
+
+static const struct kl_rpc_def rpc_defs[] = {
+	{ "/kloudlens.v1.AdminService/BaselineReset", &kloudlens__v1__baseline_request__descriptor, rpc_reset },
+	{ "/kloudlens.v1.AdminService/BaselinePromote", &kloudlens__v1__baseline_request__descriptor, rpc_promote },
+	{ "/kloudlens.v1.AdminService/BaselineActivate", &kloudlens__v1__baseline_request__descriptor, rpc_activate },
+	{ "/kloudlens.v1.BaselineService/ListWorkloads", &kloudlens__v1__list_workloads_request__descriptor,
+	  rpc_list_workloads },
+	{ "/kloudlens.v1.BaselineService/ListProfiles", &kloudlens__v1__list_profiles_request__descriptor,
+	  rpc_list_profiles },
+	{ "/kloudlens.v1.BaselineService/GetProfile", &kloudlens__v1__get_profile_request__descriptor,
+	  rpc_get_profile },
+};
+
+/* ---- merge ---------------------------------------------------------------------- */
+
+static int cmd_merge(int argc, char **argv)
+{
+	const char *outp = NULL, *paths[64];
+	size_t n = 0;
+	struct kl_buf b = { 0 };
+	char err[512];
+	int r;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			outp = argv[++i];
+		else if (n < 64)
+			paths[n++] = argv[i];
+	}
+	if (n < 2) {
+		fprintf(stderr, "usage: kl-baselined merge A.json B.json [...] [-o OUT.json]\n");
+		return 2;
+	}
+	r = bl_profile_merge(paths, n, &b, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "kl-baselined merge: %s\n", r == -EINVAL || err[0] ? err : strerror(-r));
+		kl_buf_free(&b);
+		return 1;
+	}
+	FILE *f = outp ? fopen(outp, "we") : stdout;
+	if (!f || fwrite(b.p, 1, b.len, f) != b.len) {
+		fprintf(stderr, "kl-baselined merge: write %s: %s\n", outp ? outp : "stdout", strerror(errno));
+		r = 1;
+	}
+	if (f && f != stdout)
+		fclose(f);
+	kl_buf_free(&b);
+	return r ? 1 : 0;
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	const char *dir = NULL, *in = "intents", *sysin = "enriched", *outname = "deviations";
+	const char *user = "kloudlens", *pdir = NULL, *rpc_url = NULL;
+	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
+	struct bl_config cfg;
+	struct bl_policy def;
+	struct daemon d = { .lock = PTHREAD_MUTEX_INITIALIZER, .profiles = "/var/lib/kloudlens/profiles" };
+	struct shm_ring *rin = NULL, *rsys = NULL;
+	struct shm_consumer *c = NULL, *csys = NULL;
+	struct shm_stats *stats = NULL;
+	struct kl_stage_out out = { 0 };
+	struct kl_rpc_server *srv = NULL;
+	char msg[512], url[4200];
+	double wait_s = 30;
+	int opt, err, rc = 1, ino = -1;
+	uint64_t dur;
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' }, { "input", required_argument, NULL, 'i' },
+		{ "syscalls", required_argument, NULL, 'S' }, { "output", required_argument, NULL, 'o' },
+		{ "capacity", required_argument, NULL, 'c' }, { "user", required_argument, NULL, 'u' },
+		{ "wait", required_argument, NULL, 'w' }, { "node", required_argument, NULL, 'n' },
+		{ "profiles", required_argument, NULL, 'p' }, { "policy-dir", required_argument, NULL, 'P' },
+		{ "rpc", required_argument, NULL, 'r' }, { "window", required_argument, NULL, 'W' },
+		{ "min-samples", required_argument, NULL, 'M' }, { "min-pods", required_argument, NULL, 'N' },
+		{ "categories", required_argument, NULL, 'C' }, { "emit", required_argument, NULL, 'E' },
+		{ "rate-window", required_argument, NULL, 'R' }, { "rare-floor", required_argument, NULL, 'F' },
+		{ "max-workloads", required_argument, NULL, 'X' }, { "max-items", required_argument, NULL, 'I' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+
+	if (argc > 1 && !strcmp(argv[1], "merge"))
+		return cmd_merge(argc, argv);
+	bl_config_default(&cfg);
+	bl_policy_default(&def);
+	ro.policy = SHM_POLICY_BLOCK;
+	ro.capacity = 16u << 20;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': dir = optarg; break;
+		case 'i': in = optarg; break;
+		case 'S': sysin = optarg; break;
+		case 'o': outname = optarg; break;
+		case 'c': ro.capacity = strtoull(optarg, NULL, 0); break;
+		case 'u': user = optarg; break;
+		case 'w': wait_s = strtod(optarg, NULL); break;
+		case 'n': snprintf(d.node, sizeof(d.node), "%s", optarg); break;
+		case 'p': d.profiles = optarg; break;
+		case 'P': pdir = optarg; break;
+		case 'r': rpc_url = optarg; break;
+		case 'W':
+		case 'R':
+			if (bl_parse_duration(optarg, &dur) || !dur) {
+				fprintf(stderr, "kl-baselined: bad duration \"%s\" (24h, 90m, 1h30m, 10s)\n", optarg);
+				return 2;
+			}
+			if (opt == 'W')
+				def.window_ns = dur;
+			else
+				cfg.rate_window_ns = dur;
+			break;
+		case 'M': def.min_samples = strtoull(optarg, NULL, 0); break;
+		case 'N': def.min_pods = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'C':
+			if (parse_categories(optarg, &def.learn)) {
+				fprintf(stderr, "kl-baselined: bad --categories \"%s\"\n", optarg);
+				return 2;
+			}
+			break;
+		case 'E': def.emit = strcmp(optarg, "none") != 0; break;
+		case 'F': cfg.rare_floor = strtoull(optarg, NULL, 0); break;
+		case 'X': cfg.max_workloads = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'I': cfg.max_items = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!d.node[0] && gethostname(d.node, sizeof(d.node) - 1) < 0)
+		d.node[0] = 0;
+	snprintf(cfg.node, sizeof(cfg.node), "%s", d.node);
+	cfg.policies_only = pdir != NULL;
+	d.off = (int64_t)kl_now_real_ns() - (int64_t)kl_now_mono_ns();
+	shm_set_log(kl_stage_shm_log, COMPONENT);
+	kl_stage_signals();
+
+	err = bl_engine_new(&cfg, kl_stage_emit, &out, &d.e);
+	if (err) {
+		kl_log(COMPONENT, "error", "engine: %s", strerror(-err));
+		return 1;
+	}
+	bl_engine_set_policies(d.e, NULL, 0, &def);
+	/* profiles directory: created while root, owned by the stage user */
+	if (mkdir(d.profiles, 0750) < 0 && errno != EEXIST) {
+		kl_log(COMPONENT, "error", "create profiles directory %s: %s", d.profiles, strerror(errno));
+		goto out;
+	}
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(user);
+		if (pw && chown(d.profiles, pw->pw_uid, pw->pw_gid) < 0)
+			kl_log(COMPONENT, "warn", "chown %s: %s", d.profiles, strerror(errno));
+	}
+	load_profiles(&d);
+	if (pdir) {
+		apply_policies(&d, pdir, &def);
+		ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (ino < 0 || inotify_add_watch(ino, pdir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0)
+			kl_log(COMPONENT, "warn", "watch %s: %s (policies read once)", pdir, strerror(errno));
+	}
+	err = kl_stage_open_input(dir, in, wait_s, &rin);
+	if (err) {
+		kl_log(COMPONENT, "error", "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in, strerror(-err));
+		goto out;
+	}
+	if (sysin && *sysin) {
+		err = kl_stage_open_input(dir, sysin, wait_s, &rsys);
+		if (err) {
+			kl_log(COMPONENT, "warn", "open ring %s: %s: no syscall set learned", sysin, strerror(-err));
+			rsys = NULL;
+		}
+	}
+	err = kl_stage_out_create(&out, dir, outname, &ro, KL_REC_DEVIATION);
+	if (err) {
+		kl_log(COMPONENT, "error", "create output ring %s: %s", outname, strerror(-err));
+		goto out;
+	}
+	err = shm_stats_create(dir, COMPONENT, 64, &stats);
+	if (err) {
+		kl_log(COMPONENT, "error", "create stats area: %s", strerror(-err));
+		goto out;
+	}
+	if (!rpc_url) {
+		kl_rpc_stage_url(url, sizeof(url), dir, COMPONENT);
+		rpc_url = url;
+	}
+	/* before dropping privileges: the socket is chowned to the stage user */
+	err = kl_rpc_server_start(rpc_url, rpc_defs, sizeof(rpc_defs) / sizeof(rpc_defs[0]), &d, user, &srv);
+	if (err)
+		kl_log(COMPONENT, "warn", "rpc %s: %s (admin calls unavailable)", rpc_url, strerror(-err));
+	err = kl_drop_privileges(user, msg, sizeof(msg));
+	if (!err && msg[0])
+		kl_log(COMPONENT, "warn", "%s", msg);
+	if (err) {
+		kl_log(COMPONENT, "error", "drop privileges to %s: %s", user, strerror(-err));
+		goto out;
+	}
+	err = shm_consumer_attach(rin, COMPONENT, SHM_REQUIRED, &c);
+	if (!err && rsys)
+		err = shm_consumer_attach(rsys, COMPONENT, SHM_REQUIRED, &csys);
+	if (err) {
+		kl_log(COMPONENT, "error", "attach to input rings: %s", strerror(-err));
+		goto out;
+	}
+	uint64_t *m_int = shm_stats_metric(stats, "kloudlens_baselined_intents_total", NULL, "Intents consumed", SHM_COUNTER);
+	uint64_t *m_sys = shm_stats_metric(stats, "kloudlens_baselined_syscalls_total", NULL,
+					   "Enriched records consumed (syscall set)", SHM_COUNTER);
+	uint64_t *m_inv = shm_stats_metric(stats, "kloudlens_baselined_invalid_total", NULL, "Records rejected", SHM_COUNTER);
+	uint64_t *m_dev = shm_stats_metric(stats, "kloudlens_baselined_deviations_total", NULL, "Deviations emitted", SHM_COUNTER);
+	uint64_t *m_sup = shm_stats_metric(stats, "kloudlens_baselined_suppressed_total", NULL,
+					   "Deviations rate-limited (counted, not emitted)", SHM_COUNTER);
+	uint64_t *m_rev = shm_stats_metric(stats, "kloudlens_baselined_rate_evicted_total", NULL,
+					   "Rate-limit entries replaced by the cap", SHM_COUNTER);
+	uint64_t *m_wl = shm_stats_metric(stats, "kloudlens_baselined_workloads", NULL, "Workloads tracked", SHM_GAUGE);
+	uint64_t *m_wdrop = shm_stats_metric(stats, "kloudlens_baselined_workloads_dropped_total", NULL,
+					     "Events of workloads over --max-workloads", SHM_COUNTER);
+	uint64_t *m_ovf = shm_stats_metric(stats, "kloudlens_baselined_items_overflow_total", NULL,
+					   "Items past --max-items (kept only in the sketch)", SHM_COUNTER);
+	uint64_t *m_prom = shm_stats_metric(stats, "kloudlens_baselined_promotions_total", NULL, "Profiles taken", SHM_COUNTER);
+	uint64_t *m_saved = shm_stats_metric(stats, "kloudlens_baselined_profiles_saved_total", NULL, "Profiles written", SHM_COUNTER);
+	uint64_t *m_saverr = shm_stats_metric(stats, "kloudlens_baselined_profile_errors_total", NULL,
+					      "Profiles that could not be written", SHM_COUNTER);
+	uint64_t *m_emerr = shm_stats_metric(stats, "kloudlens_baselined_emit_errors_total", NULL,
+					     "Deviations that could not be written to the ring", SHM_COUNTER);
+	kl_stage_interrupt_on(c);
+	if (csys)
+		kl_stage_interrupt_on(csys);
+	kl_log(COMPONENT, "info", "running: %s%s%s -> %s, profiles in %s, rpc %s, as uid %d", in,
+	       csys ? " + " : "", csys ? sysin : "", outname, d.profiles, srv ? rpc_url : "-", (int)getuid());
+
+	struct shm_rec recs[BATCH];
+	bool draining = false;
+	for (;;) {
+		int n = 0, ns = 0;
+		/* the syscall ring first (no wait): it runs ahead of the intents derived from it */
+		if (csys) {
+			ns = shm_consumer_poll(csys, recs, BATCH, 0);
+			if (ns > 0) {
+				pthread_mutex_lock(&d.lock);
+				for (int i = 0; i < ns; i++)
+					bl_engine_feed(d.e, recs[i].type, recs[i].data, recs[i].len);
+				pthread_mutex_unlock(&d.lock);
+				shm_consumer_release(csys);
+			}
+		}
+		n = shm_consumer_poll(c, recs, BATCH, draining || ns > 0 ? 0 : 200);
+		if (n == -EINTR || (n == 0 && ns <= 0 && kl_stage_stop)) {
+			if (draining || n == 0)
+				break;
+			draining = true;
+			continue;
+		}
+		if (n < 0) {
+			kl_log(COMPONENT, "error", "ring %s: %s", in, strerror(-n));
+			break;
+		}
+		pthread_mutex_lock(&d.lock);
+		for (int i = 0; i < n; i++)
+			bl_engine_feed(d.e, recs[i].type, recs[i].data, recs[i].len);
+		save_dirty(&d);
+		const struct bl_stats *st = bl_engine_stats(d.e);
+		shm_stats_set(m_int, st->intents);
+		shm_stats_set(m_sys, st->syscalls);
+		shm_stats_set(m_inv, st->invalid);
+		shm_stats_set(m_dev, st->deviations);
+		shm_stats_set(m_sup, st->suppressed);
+		shm_stats_set(m_rev, st->rate_evicted);
+		shm_stats_set(m_wl, st->workloads);
+		shm_stats_set(m_wdrop, st->workloads_dropped);
+		shm_stats_set(m_ovf, st->items_overflow);
+		shm_stats_set(m_prom, st->promotions);
+		shm_stats_set(m_saved, d.saved);
+		shm_stats_set(m_saverr, d.save_errors);
+		shm_stats_set(m_emerr, st->emit_errors);
+		kl_stage_out_publish(&out);
+		pthread_mutex_unlock(&d.lock);
+		if (n > 0)
+			shm_consumer_release(c);
+		if (out.err == -EPIPE)
+			break;
+		if (ino >= 0) {
+			char ib[4096];
+			if (read(ino, ib, sizeof(ib)) > 0)
+				apply_policies(&d, pdir, &def);
+		}
+	}
+	pthread_mutex_lock(&d.lock);
+	save_dirty(&d);
+	kl_stage_out_publish(&out);
+	pthread_mutex_unlock(&d.lock);
+	rc = 0;
+	kl_log(COMPONENT, "info", "stopped");
+out:
+	kl_rpc_server_stop(srv);
+	kl_stage_interrupt_on(NULL);
+	shm_consumer_detach(c);
+	shm_consumer_detach(csys);
+	kl_stage_out_close(&out);
+	shm_ring_close(rin);
+	shm_ring_close(rsys);
+	shm_stats_close(stats);
+	if (ino >= 0)
+		close(ino);
+	bl_engine_free(d.e);
+	return rc;
+}
