@@ -238,6 +238,11 @@ static int build_args(enum kl_stage id, char **argv, char bufs[][KL_CFG_STR + 32
 		ARG("%s", cfg.rings_dir);
 		ARG("--capacity");
 		ARG("%llu", (unsigned long long)cfg.ring_capacity);
+		/* profiles live in the state dir, which belongs to the stages' user */
+		if (id == KL_STAGE_BASELINED) {
+			ARG("--profiles");
+			ARG("%s/profiles", cfg.state_dir);
+		}
 		break;
 	}
 #undef ARG
