@@ -31,10 +31,16 @@ const volatile __u8 containers_only = 0;   /* only tasks outside host_pidns */
 const volatile __u32 host_pidns = 0;
 const volatile __u64 wake_bytes = 1 << 20; /* force a wakeup past this much unread data */
 const volatile __u8 dns_enabled = 1;
+const volatile __u8 live_filters = 0;     /* the live filter below is in force */
 
 /* ---- runtime state shared with the collector through the mmap'd bss ---- */
 __u32 shed_level = 0;
 __u64 cnt[KL_MAX_CPUS][KL_CNT_SLOTS] = {};
+/* The live filter, written by the collector at run time (kl_bpf.h). */
+struct kl_live live[2] = {};
+__u32 live_cur = 0;
+/* Records left out by HookSubscription sampling: chosen, so not a loss. */
+__u64 sampled_out[KL_MAX_CPUS][8] = {};
 
 /*
  * A task's call in flight. One entry per thread, kept while the thread
@@ -90,6 +96,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } pidns_allow SEC(".maps");
+
+/* Rules of the live filter that select a container's cgroup (kl_bpf.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct kl_cg_rules);
+} cg_rules SEC(".maps");
 
 /* Owner of a socket that sent DNS, so the answer (softirq) can be attributed. */
 struct {
@@ -243,6 +257,43 @@ static __always_inline bool filtered_out(struct kl_event *ev)
 	return false;
 }
 
+/*
+ * One load of the live slot index. clang 14 has no BPF load-acquire; the
+ * JITs emit a plain load, which on x86-64 (TSO) already orders the later
+ * loads of live[cur] after it. Pairs with the collector's release store.
+ */
+static __always_inline __u32 live_cur_load(void)
+{
+	return *(volatile __u32 *)&live_cur;
+}
+
+/* Rules of live[cur] that select the task behind @ev. */
+static __always_inline __u32 live_rules(struct kl_event *ev, struct kl_live *L, __u32 cur)
+{
+	struct kl_cg_rules *r;
+	__u32 m = L->all_rules;
+
+	m |= ev->pid_ns == L->host_pidns ? L->host_rules : L->ctr_rules;
+	if (L->sel_rules) {
+		r = bpf_map_lookup_elem(&cg_rules, &ev->cgroup_id);
+		if (r)
+			m |= r->r[cur & 1];
+	}
+	return m;
+}
+
+/* The live filter for a record that is not a syscall (lifecycle, DNS). */
+static __always_inline bool live_out(struct kl_event *ev, __u32 cat)
+{
+	__u32 cur;
+
+	if (!live_filters)
+		return false;
+	/* one load: the collector flips live_cur after filling the slot (release) */
+	cur = live_cur_load() & 1;
+	return !(live_rules(ev, &live[cur], cur) & live[cur].cat_rules[cat & 7]);
+}
+
 /* ---- tail fields ---------------------------------------------------------- */
 
 /* Offsets are masked so the verifier can bound every write: 511 + 4 + 257 < KL_TAIL_MAX. */
@@ -386,6 +437,9 @@ static __always_inline int on_enter(__u64 id, __u64 a0, __u64 a1, __u64 a2, __u6
 	    a1 != 2 /* F_SETFD: close-on-exec changes what survives exec */)
 		return 0;
 	cat = c->category & 7;
+	/* cheap rejection: no live rule traces this syscall for anyone */
+	if (live_filters && !live[live_cur_load() & 1].sc_rules[id])
+		return 0;
 
 	pt = bpf_get_current_pid_tgid();
 	p = pending_get(pt >> 32);
@@ -402,10 +456,37 @@ static __always_inline int on_enter(__u64 id, __u64 a0, __u64 a1, __u64 a2, __u6
 		p->cached = 1;
 	}
 	/* filters first (shed counts cover watched tasks only), then shed, then the rest */
-	if (filter_cgroup || containers_only || filter_pidns) {
+	if (filter_cgroup || containers_only || filter_pidns || live_filters) {
 		p->rec.ev.cgroup_id = bpf_get_current_cgroup_id();
 		if (filtered_out(&p->rec.ev))
 			return 0;
+	}
+	if (live_filters) {
+		__u32 cur = live_cur_load() & 1, m, pct = 0;
+		struct kl_live *L = &live[cur];
+
+		m = live_rules(&p->rec.ev, L, cur) & L->sc_rules[id];
+		if (!m)
+			return 0;
+		if (cat == KL_CAT_BULK_FILE || cat == KL_CAT_BULK_NET || cat == KL_CAT_BULK_FILE_META) {
+			/* several rules sample the same call: the highest percentage wins */
+			for (int r = 0; r < KL_LIVE_RULES; r++) {
+				__u32 v = L->sample_pct[r][cat];
+
+				if (!(m & (1u << r)))
+					continue;
+				if (!v || v > 100)
+					v = 100;
+				if (v > pct)
+					pct = v;
+			}
+			if (pct < 100 && bpf_get_prandom_u32() % 100 >= pct) {
+				__u32 cpu = bpf_get_smp_processor_id() & (KL_MAX_CPUS - 1);
+
+				__sync_fetch_and_add(&sampled_out[cpu][cat], 1);
+				return 0;
+			}
+		}
 	}
 	if (c->shed && shed_level >= c->shed) {
 		count(KL_CNT_SHED, cat);
@@ -611,7 +692,7 @@ int kl_fork(struct bpf_raw_tracepoint_args *ctx)
 	pr = &s->proc;
 	__builtin_memset(pr, 0, sizeof(*pr));
 	fill_task(&pr->ev, child);
-	if (filtered_out(&pr->ev))
+	if (filtered_out(&pr->ev) || live_out(&pr->ev, KL_CAT_PROC_LC))
 		return 0;
 	pr->ev.ts_ns = bpf_ktime_get_ns();
 	pr->ev.seq = KL_REC_PROC;
@@ -679,7 +760,7 @@ int kl_exec(struct bpf_raw_tracepoint_args *ctx)
 	__builtin_memset(pr, 0, sizeof(*pr));
 	fill_slow(&pr->ev, t);
 	fill_fast(&pr->ev, t);
-	if (proc_filtered(&pr->ev))
+	if (proc_filtered(&pr->ev) || live_out(&pr->ev, KL_CAT_PROC_LC))
 		return 0;
 	pr->ev.ts_ns = bpf_ktime_get_ns();
 	pr->ev.seq = KL_REC_PROC;
@@ -765,7 +846,7 @@ int kl_exit(struct bpf_raw_tracepoint_args *ctx)
 	__builtin_memset(pr, 0, sizeof(*pr));
 	fill_slow(&pr->ev, t);
 	fill_fast(&pr->ev, t);
-	if (filtered_out(&pr->ev))
+	if (filtered_out(&pr->ev) || live_out(&pr->ev, KL_CAT_PROC_LC))
 		return 0;
 	pr->ev.ts_ns = bpf_ktime_get_ns();
 	pr->ev.seq = KL_REC_PROC;
@@ -867,7 +948,7 @@ static __always_inline int dns_skb(struct __sk_buff *skb, __u8 dir)
 		d->ev.tail_len = 0;
 		bpf_map_update_elem(&dns_owner, &cookie, &d->ev, BPF_ANY);
 	}
-	if (d->ev.pid && (bpf_map_lookup_elem(&excl_tgid, &d->ev.pid) || filtered_out(&d->ev)))
+	if (d->ev.pid && (bpf_map_lookup_elem(&excl_tgid, &d->ev.pid) || filtered_out(&d->ev) || live_out(&d->ev, KL_CAT_DNS)))
 		return 1;
 	d->ev.ts_ns = bpf_ktime_get_ns();
 	d->ev.seq = KL_REC_DNS;

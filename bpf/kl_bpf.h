@@ -78,4 +78,32 @@ enum kl_shed {
 	KL_SHED__MAX = 3,
 };
 
+/*
+ * Live filter (docker-mode HookSubscriptions, docs/control-plane.md):
+ * up to KL_LIVE_RULES rules, bit i of every mask below = rule i. A record
+ * is kept when a rule selects the task (all_rules; host_rules or
+ * ctr_rules by pid namespace; cg_rules[cgroup id]) and the same rule
+ * covers the syscall (sc_rules) or, for non-syscall records, the
+ * category (cat_rules). Double-buffered in bss: the collector fills
+ * live[!live_cur] and the cg_rules slot of the same index, then flips
+ * live_cur with one store, so a program never sees half a filter.
+ */
+#define KL_LIVE_RULES 8
+struct kl_live {
+	__u8 sc_rules[KL_NR_MAX];
+	__u8 cat_rules[8];
+	__u8 all_rules;         /* no selector: every task, host included */
+	__u8 host_rules;        /* tasks in host_pidns */
+	__u8 ctr_rules;         /* every task outside host_pidns */
+	__u8 sel_rules;         /* rules with cg_rules entries (0: skip the lookup) */
+	__u32 host_pidns;
+	__u8 sample_pct[KL_LIVE_RULES][8]; /* [rule][category]: 1..100 kept, 0 = 100 */
+	__u64 generation;
+};
+_Static_assert(sizeof(struct kl_live) == 600, "kl_live layout is ABI");
+
+struct kl_cg_rules {
+	__u8 r[2];              /* rule mask per live[] slot */
+};
+
 #endif /* KLOUDLENS_KL_BPF_H */

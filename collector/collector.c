@@ -17,6 +17,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <bpf/bpf.h>
@@ -60,6 +63,21 @@ struct kc {
 	uint64_t *m_events[KL_CAT__COUNT], *m_lost[KL_CAT__COUNT], *m_shed[KL_CAT__COUNT];
 	uint64_t *m_pending[KL_CAT__COUNT];
 	uint64_t *m_published, *m_dropped, *m_level, *m_late, *m_snapshot, *m_fill, *m_steps;
+	/* live filter (docker mode): the file, its watch, what is in force */
+	int filt_fd;
+	char filt_base[NAME_MAX + 1];
+	struct kc_filter *filt;
+	uint64_t filt_next_ns;          /* next check of the watch */
+	struct kc_ctr *ctrs;            /* running containers, for selector matching */
+	size_t nctrs;
+	uint64_t *m_fupd, *m_frej, *m_fgen, *m_sampled[KL_CAT__COUNT];
+};
+
+/* A running container as its lifecycle record told it (the selectors need its labels). */
+struct kc_ctr {
+	uint64_t cgid;
+	void *rec;
+	size_t len;
 };
 
 static const char *const cat_names[KL_CAT__COUNT] = {
@@ -251,10 +269,16 @@ static int publish_one(struct kc *c, uint16_t type, const void *rec, uint32_t le
 
 /* Container lifecycle records bypass the reorder window: a container's
  * START must not wait behind the events of its first processes. */
+static void ctr_track(struct kc *c, const void *rec, size_t len);
+
 static void ctr_emit(const void *rec, size_t len, void *ctx)
 {
 	struct kc *c = ctx;
-	int err = publish_one(c, KL_REC_CONTAINER, rec, (uint32_t)len);
+	int err;
+
+	if (c->o.filter_path)
+		ctr_track(c, rec, len);
+	err = publish_one(c, KL_REC_CONTAINER, rec, (uint32_t)len);
 
 	if (err && !c->err)
 		c->err = err;
@@ -424,6 +448,211 @@ static uint32_t fill_pct(struct kc *c)
 	return pct;
 }
 
+/* ---- live filter ------------------------------------------------------------ */
+
+static uint32_t live_slot(struct kc *c)
+{
+	/* pairs with the acquire load in kl.bpf.c's live_out() */
+	return __atomic_load_n(&c->skel->bss->live_cur, __ATOMIC_ACQUIRE) & 1;
+}
+
+/* Write a container's rule mask for slot @slot (and keep the other). */
+static void ctr_set_mask(struct kc *c, uint64_t cgid, uint32_t slot, uint8_t mask, bool both)
+{
+	struct kl_cg_rules v = {};
+
+	if (bpf_map__lookup_elem(c->skel->maps.cg_rules, &cgid, sizeof(cgid), &v, sizeof(v), 0) && !mask)
+		return;
+	v.r[slot & 1] = mask;
+	if (both)
+		v.r[!(slot & 1)] = mask;
+	if (!v.r[0] && !v.r[1])
+		bpf_map__delete_elem(c->skel->maps.cg_rules, &cgid, sizeof(cgid), 0);
+	else if (bpf_map__update_elem(c->skel->maps.cg_rules, &cgid, sizeof(cgid), &v, sizeof(v), BPF_ANY))
+		kc_log(KC_WARN, "filter: cgroup %llu: cannot update cg_rules: %s", (unsigned long long)cgid,
+		       strerror(errno));
+}
+
+static void ctr_track(struct kc *c, const void *rec, size_t len)
+{
+	const struct kl_container *k = rec;
+	uint64_t cgid;
+	size_t i;
+
+	if (len < sizeof(*k) || !c->skel)
+		return;
+	cgid = k->ev.cgroup_id;
+	if (!cgid)
+		return;
+	for (i = 0; i < c->nctrs && c->ctrs[i].cgid != cgid; i++)
+		;
+	if (k->kind == KL_CTR_STOP) {
+		if (i < c->nctrs) {
+			free(c->ctrs[i].rec);
+			c->ctrs[i] = c->ctrs[--c->nctrs];
+		}
+		ctr_set_mask(c, cgid, 0, 0, true);
+		return;
+	}
+	if (i == c->nctrs) {
+		struct kc_ctr *n = realloc(c->ctrs, (c->nctrs + 1) * sizeof(*n));
+
+		if (!n)
+			return;
+		c->ctrs = n;
+		c->ctrs[c->nctrs++] = (struct kc_ctr){ .cgid = cgid };
+	}
+	free(c->ctrs[i].rec);
+	c->ctrs[i].rec = malloc(len);
+	if (!c->ctrs[i].rec) {
+		c->ctrs[i] = c->ctrs[--c->nctrs];
+		return;
+	}
+	memcpy(c->ctrs[i].rec, rec, len);
+	c->ctrs[i].len = len;
+	/* both slots: the current one, and the next apply rewrites the other anyway */
+	ctr_set_mask(c, cgid, live_slot(c), (uint8_t)kc_filter_match_container(c->filt, rec, len), true);
+}
+
+/* Fill the idle slot with @f, point every container at it, then flip. */
+static int filter_apply(struct kc *c, struct kc_filter *f, char *err, size_t n)
+{
+	uint32_t cur = live_slot(c), nxt = !cur;
+	struct kl_live *L = malloc(sizeof(*L));
+	int rc;
+
+	if (!L)
+		return -ENOMEM;
+	rc = kc_filter_compile(f, (const struct kl_sc_cfg *)c->skel->rodata->sc_cfg, c->skel->rodata->host_pidns, L,
+			       err, n);
+	if (rc) {
+		free(L);
+		return rc;
+	}
+	memcpy(&c->skel->bss->live[nxt], L, sizeof(*L));
+	free(L);
+	for (size_t i = 0; i < c->nctrs; i++)
+		ctr_set_mask(c, c->ctrs[i].cgid, nxt,
+			     (uint8_t)kc_filter_match_container(f, c->ctrs[i].rec, c->ctrs[i].len), false);
+	/* pairs with the acquire loads in kl.bpf.c: the slot is complete before it is used */
+	__atomic_store_n(&c->skel->bss->live_cur, nxt, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* "<file>.applied": what is in force, for the supervisor and tests to read. */
+static void filter_ack(struct kc *c, const char *error)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s.applied", c->o.filter_path);
+	snprintf(tmp, sizeof(tmp), "%s.applied.tmp", c->o.filter_path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "generation %llu\nrules %zu\nupdates %llu\nrejected %llu\n",
+		(unsigned long long)c->ctr.filter_generation, kc_filter_nrules(c->filt),
+		(unsigned long long)c->ctr.filter_updates, (unsigned long long)c->ctr.filter_rejected);
+	if (error)
+		fprintf(f, "error %s\n", error);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+int kc_filter_reload(struct kc *c)
+{
+	struct kc_filter *f = NULL;
+	char err[512] = "";
+	int rc;
+
+	if (!c->o.filter_path)
+		return -EINVAL;
+	rc = kc_filter_parse(c->o.filter_path, &f, err, sizeof(err));
+	if (rc == -ENOENT) {
+		/* no file (yet, or removed): the built-in default, trace everything */
+		f = NULL;
+		rc = 0;
+	}
+	if (!rc)
+		rc = filter_apply(c, f, err, sizeof(err));
+	if (rc) {
+		kc_filter_free(f);
+		c->ctr.filter_rejected++;
+		shm_stats_add(c->m_frej, 1);
+		kc_log(KC_ERR, "filter %s rejected, generation %llu stays in force: %s", c->o.filter_path,
+		       (unsigned long long)c->ctr.filter_generation, err[0] ? err : strerror(-rc));
+		filter_ack(c, err[0] ? err : strerror(-rc));
+		return rc;
+	}
+	kc_filter_free(c->filt);
+	c->filt = f;
+	c->ctr.filter_updates++;
+	c->ctr.filter_generation = kc_filter_generation(f);
+	shm_stats_add(c->m_fupd, 1);
+	shm_stats_set(c->m_fgen, c->ctr.filter_generation);
+	kc_log(KC_INFO, "filter: generation %llu applied (%zu rules, %zu containers known)",
+	       (unsigned long long)c->ctr.filter_generation, kc_filter_nrules(f), c->nctrs);
+	filter_ack(c, NULL);
+	return 0;
+}
+
+static void filter_check(struct kc *c)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool changed = false;
+	ssize_t n;
+
+	while ((n = read(c->filt_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *e = (struct inotify_event *)p;
+
+			if (e->len && !strcmp(e->name, c->filt_base))
+				changed = true;
+			if (e->mask & IN_Q_OVERFLOW)
+				changed = true;
+			p += sizeof(*e) + e->len;
+		}
+	}
+	if (changed)
+		kc_filter_reload(c);
+	/* sampled-out counts travel with the filter check: same cadence, no loss records */
+	uint32_t ncpu = c->caps.ncpus ? c->caps.ncpus : KL_MAX_CPUS;
+	if (ncpu > KL_MAX_CPUS)
+		ncpu = KL_MAX_CPUS;
+	for (int k = 0; k < KL_CAT__COUNT; k++) {
+		uint64_t sum = 0;
+
+		for (uint32_t cpu = 0; cpu < ncpu; cpu++)
+			sum += __atomic_load_n(&c->skel->bss->sampled_out[cpu][k], __ATOMIC_RELAXED);
+		if (sum > c->ctr.sampled_out[k]) {
+			shm_stats_add(c->m_sampled[k], sum - c->ctr.sampled_out[k]);
+			c->ctr.sampled_out[k] = sum;
+		}
+	}
+}
+
+static int filter_setup(struct kc *c)
+{
+	char dir[PATH_MAX], base[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s", c->o.filter_path);
+	snprintf(base, sizeof(base), "%s", c->o.filter_path);
+	snprintf(c->filt_base, sizeof(c->filt_base), "%s", basename(base));
+	c->filt_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (c->filt_fd < 0)
+		return -errno;
+	/* the directory, not the file: the supervisor replaces the file by rename */
+	if (inotify_add_watch(c->filt_fd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE) < 0) {
+		int err = -errno;
+
+		kc_log(KC_ERR, "filter: watch %s: %s", dir, strerror(-err));
+		return err;
+	}
+	/* a bad file at start: refused like any other; the default (everything) is in force */
+	kc_filter_reload(c);
+	return 0;
+}
+
 int kc_poll(struct kc *c, int timeout_ms)
 {
 	uint64_t sweep;
@@ -445,6 +674,11 @@ int kc_poll(struct kc *c, int timeout_ms)
 	}
 	if (c->err)
 		return c->err;
+	if (c->o.filter_path && sweep >= c->filt_next_ns) {
+		/* a read per 20 ms, not per drain: the 1 s budget allows it */
+		c->filt_next_ns = sweep + 20000000ull;
+		filter_check(c);
+	}
 	err = report_losses(c);
 	if (err)
 		return err;
@@ -543,9 +777,23 @@ static int setup_stats(struct kc *c)
 					 "Bootstrap snapshot records", SHM_COUNTER);
 	c->m_fill = shm_stats_metric(c->stats, "kloudlens_collector_ring_fill_percent", "",
 				     "Fill of the fullest ring at the last drain", SHM_GAUGE);
+	for (int k = 0; k < KL_CAT__COUNT; k++) {
+		snprintf(lbl, sizeof(lbl), "category=\"%s\"", cat_names[k]);
+		c->m_sampled[k] = shm_stats_metric(c->stats, "kloudlens_collector_sampled_out_total", lbl,
+						   "Records left out by HookSubscription sampling (chosen, not lost)",
+						   SHM_COUNTER);
+	}
+	c->m_fupd = shm_stats_metric(c->stats, "kloudlens_collector_filter_updates_total", "",
+				     "Live filter files applied to the BPF maps", SHM_COUNTER);
+	c->m_frej = shm_stats_metric(c->stats, "kloudlens_collector_filter_rejected_total", "",
+				     "Live filter files refused (the last good one stays in force)", SHM_COUNTER);
+	c->m_fgen = shm_stats_metric(c->stats, "kloudlens_collector_filter_generation", "",
+				     "Generation of the live filter in force", SHM_GAUGE);
 	for (int k = 0; k < KL_CAT__COUNT; k++)
-		if (!c->m_events[k] || !c->m_lost[k] || !c->m_shed[k] || !c->m_pending[k])
+		if (!c->m_events[k] || !c->m_lost[k] || !c->m_shed[k] || !c->m_pending[k] || !c->m_sampled[k])
 			return -ENOSPC;
+	if (!c->m_fupd || !c->m_frej || !c->m_fgen)
+		return -ENOSPC;
 	if (!c->m_published || !c->m_dropped || !c->m_level || !c->m_steps || !c->m_late ||
 	    !c->m_snapshot || !c->m_fill)
 		return -ENOSPC;
@@ -566,7 +814,10 @@ static int host_pidns_inum(uint32_t *inum)
 {
 	struct stat st;
 
-	if (stat("/proc/1/ns/pid", &st) < 0)
+	/* pid 1's namespace is the host's; where pid 1 cannot be inspected
+	 * (a sandbox, a hardened /proc) our own is: the collector runs in the
+	 * host pid namespace (hostPID in the DaemonSet) */
+	if (stat("/proc/1/ns/pid", &st) < 0 && stat("/proc/self/ns/pid", &st) < 0)
 		return -errno;
 	*inum = (uint32_t)st.st_ino;
 	return 0;
@@ -611,7 +862,8 @@ static int load_and_attach(struct kc *c)
 	s->rodata->filter_cgroup = c->o.ncgroups > 0;
 	s->rodata->filter_pidns = c->o.npidns > 0;
 	s->rodata->containers_only = c->o.containers_only;
-	if (c->o.containers_only) {
+	s->rodata->live_filters = c->o.filter_path != NULL;
+	if (c->o.containers_only || c->o.filter_path) {
 		uint32_t inum = 0;
 
 		err = host_pidns_inum(&inum);
@@ -662,7 +914,10 @@ static int load_and_attach(struct kc *c)
 
 	err = kl_bpf__load(s);
 	if (err) {
-		kc_log(KC_ERR, "load kl.bpf.o: %s", strerror(-err));
+		kc_log(KC_ERR, "load kl.bpf.o: %s%s", strerror(-err),
+		       err == -EPERM || err == -EACCES ?
+		       " (missing capabilities: run as root or with CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE;"
+		       " docs/troubleshooting.md#missing-capabilities)" : "");
 		return err;
 	}
 	/* exclusions and filters are in place before the first event */
@@ -684,6 +939,12 @@ static int load_and_attach(struct kc *c)
 	}
 	for (int i = 0; i < c->o.npidns; i++) {
 		err = bpf_map__update_elem(s->maps.pidns_allow, &c->o.pidns[i], 4, &one, 1, BPF_ANY);
+		if (err)
+			return err;
+	}
+	if (c->o.filter_path) {
+		/* the file's filter is in force before the first event */
+		err = filter_setup(c);
 		if (err)
 			return err;
 	}
@@ -728,6 +989,7 @@ int kc_open(const struct kc_opts *opts, struct kc **out)
 	if (!c)
 		return -ENOMEM;
 	c->cgfd = -1;
+	c->filt_fd = -1;
 	c->o = *opts;
 	if (!c->o.dir)
 		c->o.dir = SHM_DEFAULT_DIR;
@@ -750,9 +1012,21 @@ int kc_open(const struct kc_opts *opts, struct kc **out)
 	libbpf_set_print(libbpf_log);
 
 	kc_probe(&c->caps);
+	if (!c->caps.btf) {
+		/* CO-RE relocations need the kernel's BTF: nothing would load */
+		kc_log(KC_ERR, "no BTF: /sys/kernel/btf/vmlinux is missing (kernel built without "
+		       "CONFIG_DEBUG_INFO_BTF); docs/troubleshooting.md#no-btf");
+		err = -EOPNOTSUPP;
+		goto fail;
+	}
+	if (!c->caps.tracefs)
+		kc_log(KC_WARN, "tracefs not mounted at /sys/kernel/tracing and could not be mounted; classic "
+		       "tracepoints unavailable (docs/troubleshooting.md#tracefs-not-mounted)");
 	if (!c->caps.hook[KC_HOOK_RAW_TP] && !c->caps.hook[KC_HOOK_TRACEPOINT]) {
-		kc_log(KC_ERR, "no syscall hook attaches: tracepoint (%s), raw_tracepoint (%s)",
-		       c->caps.reason[KC_HOOK_TRACEPOINT], c->caps.reason[KC_HOOK_RAW_TP]);
+		kc_log(KC_ERR, "no syscall hook attaches: tracepoint (%s), raw_tracepoint (%s)%s",
+		       c->caps.reason[KC_HOOK_TRACEPOINT], c->caps.reason[KC_HOOK_RAW_TP],
+		       c->caps.tracefs ? "; docs/troubleshooting.md#missing-capabilities" :
+		       "; docs/troubleshooting.md#tracefs-not-mounted");
 		err = -EOPNOTSUPP;
 		goto fail;
 	}
@@ -768,14 +1042,18 @@ int kc_open(const struct kc_opts *opts, struct kc **out)
 
 	if (mkdir(c->o.dir, 0750) < 0 && errno != EEXIST) {
 		err = -errno;
-		kc_log(KC_ERR, "mkdir %s: %s", c->o.dir, strerror(-err));
+		kc_log(KC_ERR, "mkdir %s: %s%s", c->o.dir, strerror(-err),
+		       err == -EACCES ? " (rings directory permissions; docs/troubleshooting.md#rings-directory-permissions)"
+				      : "");
 		goto fail;
 	}
 	ro.capacity = c->o.ring_capacity;
 	ro.policy = SHM_POLICY_DROP;
 	err = shm_ring_create(c->o.dir, c->o.ring, &ro, &c->raw);
 	if (err) {
-		kc_log(KC_ERR, "create ring %s/%s: %s", c->o.dir, c->o.ring, strerror(-err));
+		kc_log(KC_ERR, "create ring %s/%s: %s%s", c->o.dir, c->o.ring, strerror(-err),
+		       err == -EACCES || err == -EPERM ?
+		       " (rings directory permissions; docs/troubleshooting.md#rings-directory-permissions)" : "");
 		goto fail;
 	}
 	err = setup_stats(c);
@@ -836,6 +1114,12 @@ void kc_close(struct kc *c)
 		return;
 	kl_ctrwatch_free(c->cw);
 	ring_buffer__free(c->rb);
+	if (c->filt_fd >= 0)
+		close(c->filt_fd);
+	kc_filter_free(c->filt);
+	for (size_t i = 0; i < c->nctrs; i++)
+		free(c->ctrs[i].rec);
+	free(c->ctrs);
 	for (int i = 0; i < 2; i++)
 		bpf_link__destroy(c->cg_links[i]);
 	if (c->cgfd >= 0)

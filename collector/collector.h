@@ -95,6 +95,7 @@ struct kc_opts {
 	uint32_t high_pct, low_pct;     /* downgrade water marks (default 50 / 20) */
 	uint32_t shed_max;              /* highest downgrade level allowed (default KL_SHED__MAX) */
 	bool no_shed;                   /* never downgrade (exact-count tests) */
+	const char *filter_path;        /* live filter file (docker mode), watched; NULL = none */
 };
 #define KC_OPTS_DEFAULT { .dir = NULL }
 
@@ -122,8 +123,28 @@ struct kc_counters {
 	uint64_t late;                      /* arrived behind the reorder window */
 	uint64_t snapshot;                  /* bootstrap records */
 	uint32_t level;                     /* downgrade level */
+	uint64_t filter_updates;            /* live filter files applied */
+	uint64_t filter_rejected;           /* live filter files refused (last good kept) */
+	uint64_t filter_generation;         /* generation in force */
+	uint64_t sampled_out[KL_CAT__COUNT];/* left out by HookSubscription sampling */
 };
 void kc_counters(struct kc *c, struct kc_counters *out);
+
+/* ---- live filter file (filter.c; format there, docs/control-plane.md) ---- */
+struct kc_filter;
+/* Parse @path; on error -EINVAL etc. with "path:line: what" in @err. */
+int kc_filter_parse(const char *path, struct kc_filter **out, char *err, size_t errlen);
+void kc_filter_free(struct kc_filter *f);
+uint64_t kc_filter_generation(const struct kc_filter *f);
+size_t kc_filter_nrules(const struct kc_filter *f);
+/* Compile into a kl_live slot (NULL or empty filter = trace everything);
+ * @traced: the loaded syscall table (NULL = the built-in set). */
+int kc_filter_compile(const struct kc_filter *f, const struct kl_sc_cfg *traced, uint32_t host_pidns,
+		      struct kl_live *live, char *err, size_t errlen);
+/* Rules (bit per rule) whose selector terms pick this KL_REC_CONTAINER record. */
+uint32_t kc_filter_match_container(const struct kc_filter *f, const void *rec, size_t len);
+/* Re-read the filter file now (also done by kc_poll when it changes). */
+int kc_filter_reload(struct kc *c);
 
 /* ---- pieces exposed for unit tests ---------------------------------------------- */
 

@@ -44,6 +44,8 @@ static void usage(FILE *f)
 		"  --pidns INUM            watch only this pid namespace (repeatable)\n"
 		"  --containers-only       ignore tasks in the host pid namespace\n"
 		"  --exclude-pid PID       never trace this process and its children (repeatable)\n"
+		"  --filter FILE           live filter file, re-applied whenever it changes (docker mode;\n"
+		"                          written by kloudlens from HookSubscriptions)\n"
 		"  --no-dns --no-bootstrap --no-containers --no-drop-caps --tracepoint --no-shed\n"
 		"  --drain-ms N --reorder-ms N --ring-kb N --shed-max N --high PCT --low PCT\n"
 		"  --ready FILE            create FILE once attached (tests)\n"
@@ -71,7 +73,7 @@ int main(int argc, char **argv)
 {
 	enum { OPT_PROBE = 256, OPT_JSON, OPT_DIR, OPT_RING, OPT_CAP, OPT_SYSCALLS, OPT_CGROUP, OPT_PIDNS, OPT_CONT,
 	       OPT_EXCL, OPT_NODNS, OPT_NOBOOT, OPT_NOCTR, OPT_NOCAPS, OPT_TP, OPT_DRAIN, OPT_REORDER, OPT_RINGKB, OPT_READY,
-	       OPT_DURATION, OPT_VERBOSE, OPT_NOSELF, OPT_NOSHED, OPT_SHEDMAX, OPT_HIGH, OPT_LOW };
+	       OPT_DURATION, OPT_VERBOSE, OPT_NOSELF, OPT_NOSHED, OPT_SHEDMAX, OPT_HIGH, OPT_LOW, OPT_FILTER };
 	static const struct option lo[] = {
 		{ "probe", no_argument, 0, OPT_PROBE }, { "json", no_argument, 0, OPT_JSON },
 		{ "dir", required_argument, 0, OPT_DIR }, { "ring", required_argument, 0, OPT_RING },
@@ -85,6 +87,7 @@ int main(int argc, char **argv)
 		{ "ring-kb", required_argument, 0, OPT_RINGKB }, { "ready", required_argument, 0, OPT_READY },
 		{ "duration", required_argument, 0, OPT_DURATION }, { "verbose", no_argument, 0, OPT_VERBOSE },
 		{ "no-self-exclude", no_argument, 0, OPT_NOSELF }, { "no-shed", no_argument, 0, OPT_NOSHED }, { "shed-max", required_argument, 0, OPT_SHEDMAX },
+		{ "filter", required_argument, 0, OPT_FILTER },
 		{ "high", required_argument, 0, OPT_HIGH }, { "low", required_argument, 0, OPT_LOW },
 		{ "help", no_argument, 0, 'h' }, { 0 },
 	};
@@ -138,6 +141,7 @@ int main(int argc, char **argv)
 		case OPT_SHEDMAX: o.shed_max = strtoul(optarg, NULL, 0); break;
 		case OPT_HIGH: o.high_pct = strtoul(optarg, NULL, 0); break;
 		case OPT_LOW: o.low_pct = strtoul(optarg, NULL, 0); break;
+		case OPT_FILTER: o.filter_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -185,9 +189,11 @@ int main(int argc, char **argv)
 	}
 	kc_counters(g_kc, &ctr);
 	if (verbose) {
-		fprintf(stderr, "kl-collector: published %llu, raw dropped %llu, late %llu, snapshot %llu\n",
+		fprintf(stderr, "kl-collector: published %llu, raw dropped %llu, late %llu, snapshot %llu, "
+			"filter updates %llu (rejected %llu)\n",
 			(unsigned long long)ctr.published, (unsigned long long)ctr.dropped_raw,
-			(unsigned long long)ctr.late, (unsigned long long)ctr.snapshot);
+			(unsigned long long)ctr.late, (unsigned long long)ctr.snapshot,
+			(unsigned long long)ctr.filter_updates, (unsigned long long)ctr.filter_rejected);
 	}
 	kc_close(g_kc);
 	if (err < 0) {

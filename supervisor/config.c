@@ -38,6 +38,8 @@ static const struct key keys[] = {
 	U64("rings.capacity", ring_capacity, "bytes of every other ring (power of two)"),
 	U32("rings.grace_ms", ring_grace_ms, "a dead consumer's place is held this long"),
 	STR("state_dir", state_dir, "WAL, profiles, state"),
+	STR("control_plane.dir", cp_dir, "docker mode: directory of HookSubscription, BaselinePolicy, "
+	    "BehaviorContract objects (watched)"),
 	STR("user", user, "unprivileged user for every stage but the collector"),
 	STR("bin_dir", bin_dir, "directory of the stage binaries (empty: next to kloudlens or the build tree)"),
 	STR("exporter.subscribe", subscribe, "nng pub address"),
@@ -61,6 +63,7 @@ void kl_config_defaults(struct kl_config *c)
 	c->ring_capacity = 64ull << 20;
 	c->ring_grace_ms = 15000;
 	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/kloudlens");
+	snprintf(c->cp_dir, sizeof(c->cp_dir), "/etc/kloudlens/control-plane.d");
 	snprintf(c->user, sizeof(c->user), "kloudlens");
 	snprintf(c->subscribe, sizeof(c->subscribe), "tcp://127.0.0.1:8181");
 	snprintf(c->admin, sizeof(c->admin), "tcp://127.0.0.1:8180");
@@ -111,8 +114,8 @@ static int check(const struct kl_config *c, char *err, size_t n)
 		snprintf(err, n, "rings: capacities must be powers of two of at least 4096 bytes");
 		return -EINVAL;
 	}
-	if (c->rings_dir[0] != '/' || c->state_dir[0] != '/') {
-		snprintf(err, n, "rings.dir and state_dir must be absolute paths");
+	if (c->rings_dir[0] != '/' || c->state_dir[0] != '/' || c->cp_dir[0] != '/') {
+		snprintf(err, n, "rings.dir, state_dir and control_plane.dir must be absolute paths");
 		return -EINVAL;
 	}
 	if (!c->stage_enabled[KL_STAGE_COLLECTOR]) {

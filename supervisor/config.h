@@ -20,6 +20,7 @@ struct kl_config {
 	uint64_t ring_capacity;
 	uint32_t ring_grace_ms;         /* a dead consumer's slot is held this long */
 	char state_dir[KL_CFG_STR];
+	char cp_dir[KL_CFG_STR];        /* docker mode: the control-plane object directory */
 	char user[64];
 	char bin_dir[KL_CFG_STR];       /* where stage binaries are; empty = search */
 	char subscribe[KL_CFG_STR];

@@ -20,6 +20,10 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +33,9 @@
 #include <kloudlens/shm.h>
 
 #include "config.h"
+#include "controlplane.h"
+
+#define KL_AGENT_VERSION "0.1.0"
 
 struct stage {
 	const char *bin;            /* binary name */
@@ -58,6 +65,14 @@ static gid_t run_gid;
 static pid_t viewer = -1;
 static pid_t supervisor_pid;
 extern char **environ;
+
+/* The control plane (docker mode, and kubernetes mode with a mounted directory). */
+static struct kl_cp *cp;
+static int cp_fd = -1;
+static uint64_t cp_due;         /* rescan at this time (debounce), 0 = none */
+static uint64_t cp_gen;
+static char *cp_last;           /* the filter text last written, generation line aside */
+static char filter_path[KL_CFG_STR + 24];    /* rings.dir + /collector.filter */
 
 static uint64_t now_ms(void)
 {
@@ -175,7 +190,8 @@ static int create_rings(void)
 	int err = mkdir_owned(cfg.rings_dir, 0770, 0, run_gid);
 
 	if (err) {
-		logf_("error", NULL, "rings directory %s: %s", cfg.rings_dir, strerror(-err));
+		logf_("error", NULL, "rings directory %s: %s (docs/troubleshooting.md#rings-directory-permissions)",
+		      cfg.rings_dir, strerror(-err));
 		return err;
 	}
 	for (size_t i = 0; i < sizeof(rings) / sizeof(rings[0]); i++) {
@@ -188,7 +204,8 @@ static int create_rings(void)
 		o.grace_ms = cfg.ring_grace_ms;
 		err = shm_ring_create(cfg.rings_dir, rings[i].name, &o, &r);
 		if (err) {
-			logf_("error", NULL, "create ring %s/%s: %s", cfg.rings_dir, rings[i].name, strerror(-err));
+			logf_("error", NULL, "create ring %s/%s: %s (docs/troubleshooting.md#rings-directory-permissions)",
+			      cfg.rings_dir, rings[i].name, strerror(-err));
 			return err;
 		}
 		shm_ring_close(r);
@@ -216,6 +233,10 @@ static int build_args(enum kl_stage id, char **argv, char bufs[][KL_CFG_STR + 32
 		}
 		if (cfg.containers_only)
 			ARG("--containers-only");
+		if (cp) {
+			ARG("--filter");
+			ARG("%s", filter_path);
+		}
 		break;
 	case KL_STAGE_EXPORTER:
 		ARG("--rings");
@@ -242,6 +263,11 @@ static int build_args(enum kl_stage id, char **argv, char bufs[][KL_CFG_STR + 32
 		if (id == KL_STAGE_BASELINED) {
 			ARG("--profiles");
 			ARG("%s/profiles", cfg.state_dir);
+		}
+		/* kl-baselined reads the BaselinePolicy objects of the directory itself */
+		if (id == KL_STAGE_BASELINED && cp) {
+			ARG("--policy-dir");
+			ARG("%s", cfg.cp_dir);
 		}
 		break;
 	}
@@ -416,12 +442,247 @@ static void stop_all(void)
 	}
 }
 
+/*
+ * Before anything starts: the exporter's three addresses must be free,
+ * or it would die at bind and be restarted forever. tcp://HOST:PORT or HOST:PORT.
+ */
+static int check_port(const char *key, const char *addr)
+{
+	char host[128];
+	const char *hp = strstr(addr, "://") ? strstr(addr, "://") + 3 : addr;
+	const char *colon = strrchr(hp, ':');
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int fd, one = 1, rc = 0;
+
+	if (strncmp(addr, "tcp://", 6) && strncmp(addr, "http://", 7) && strstr(addr, "://"))
+		return 0;       /* ipc://, inproc://: not a port */
+	if (!colon || (size_t)(colon - hp) >= sizeof(host))
+		return 0;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, strcmp(host, "*") && host[0] ? host : "0.0.0.0", &sa.sin_addr) != 1)
+		return 0;       /* a name or IPv6: the exporter reports it itself */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == EADDRINUSE) {
+		logf_("error", NULL, "port in use: %s %s is taken by another process (another kloudlens?); choose "
+		      "another with --set %s=... (docs/troubleshooting.md#port-in-use)", key, addr, key);
+		rc = -EADDRINUSE;
+	}
+	close(fd);
+	return rc;
+}
+
+static void cp_log(const char *level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	logf_(level, NULL, "%s", msg);
+}
+
+/* The filter text without its generation line, to tell a real change. */
+static char *strip_gen(const char *t)
+{
+	const char *g = strstr(t, "\ngeneration ");
+	char *r;
+
+	if (!g)
+		return strdup(t);
+	const char *e = strchr(g + 1, '\n');
+	r = malloc(strlen(t) + 1);
+	if (!r)
+		return NULL;
+	memcpy(r, t, (size_t)(g - t));
+	strcpy(r + (g - t), e ? e : "");
+	return r;
+}
+
+/* Re-read the directory; write a new filter file only when the rules changed. */
+static void cp_apply(bool initial)
+{
+	bool changed = false;
+	int err = kl_cp_rescan(cp, &changed);
+
+	if (err) {
+		logf_("error", NULL, "control plane: read %s: %s; the last good configuration stays in force",
+		      cfg.cp_dir, strerror(-err));
+		return;
+	}
+	if (!changed && !initial)
+		return;
+	char *text = kl_cp_filter_text(cp, cp_gen + 1), *body = text ? strip_gen(text) : NULL;
+	if (!text || !body) {
+		logf_("error", NULL, "control plane: out of memory");
+		free(text);
+		free(body);
+		return;
+	}
+	if (!initial && cp_last && !strcmp(body, cp_last)) {
+		free(text);
+		free(body);
+		goto summary;
+	}
+	err = kl_cp_write_atomic(filter_path, text);
+	free(text);
+	if (err) {
+		logf_("error", NULL, "control plane: write %s: %s", filter_path, strerror(-err));
+		free(body);
+		return;
+	}
+	cp_gen++;
+	free(cp_last);
+	cp_last = body;
+	logf_("info", NULL, "control plane: filter generation %llu written to %s", (unsigned long long)cp_gen,
+	      filter_path);
+summary:
+	logf_("info", NULL, "control plane: in force: %zu HookSubscription(s), %zu BaselinePolicy(ies), "
+	      "%zu BehaviorContract(s); %zu file(s) rejected", kl_cp_count(cp, KL_CP_HOOK),
+	      kl_cp_count(cp, KL_CP_BASELINE), kl_cp_count(cp, KL_CP_CONTRACT), kl_cp_rejected(cp));
+}
+
+/* Run `kl-collector --probe --json` and keep what it prints. */
+static char *run_probe(void)
+{
+	int pfd[2];
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return NULL;
+	pid_t p = fork();
+	if (p == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		dup2(pfd[1], 1);
+		execl(stages[KL_STAGE_COLLECTOR].path, stages[KL_STAGE_COLLECTOR].path, "--probe", "--json",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	if (p < 0) {
+		close(pfd[0]);
+		return NULL;
+	}
+	for (;;) {
+		char *nb = realloc(buf, len + 4097);
+		if (!nb)
+			break;
+		buf = nb;
+		ssize_t r = read(pfd[0], buf + len, 4096);
+		if (r <= 0 || len > (1u << 20))
+			break;
+		len += (size_t)r;
+	}
+	close(pfd[0]);
+	int st;
+	waitpid(p, &st, 0);
+	if (!buf || !len || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[len] = 0;
+	return buf;
+}
+
+/* NodeCapabilities: into the directory, or the state dir when that is read-only. */
+static void write_nodecaps(void)
+{
+	char host[256] = "localhost", path[PATH_MAX];
+	char *json = run_probe(), *yaml;
+	int err;
+
+	if (!json) {
+		logf_("warn", NULL, "NodeCapabilities: %s --probe --json failed; not written",
+		      stages[KL_STAGE_COLLECTOR].path);
+		return;
+	}
+	gethostname(host, sizeof(host) - 1);
+	yaml = kl_cp_nodecaps_yaml(host, json, KL_AGENT_VERSION);
+	free(json);
+	if (!yaml)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", cfg.cp_dir, KL_CP_CAPS_FILE);
+	err = kl_cp_write_atomic(path, yaml);
+	if (err == -EROFS || err == -EACCES || err == -EPERM) {
+		logf_("info", NULL, "NodeCapabilities: %s is read-only (%s); writing to the state directory",
+		      cfg.cp_dir, strerror(-err));
+		snprintf(path, sizeof(path), "%s/%s", cfg.state_dir, KL_CP_CAPS_FILE);
+		err = kl_cp_write_atomic(path, yaml);
+	}
+	free(yaml);
+	if (err)
+		logf_("warn", NULL, "NodeCapabilities: write %s: %s", path, strerror(-err));
+	else
+		logf_("info", NULL, "NodeCapabilities written to %s", path);
+}
+
+/*
+ * docker mode: the directory is the control plane (created if missing).
+ * kubernetes mode: the API-server watch is not built; a directory that
+ * exists (a mounted ConfigMap) is used the same way, else nothing.
+ */
+static int cp_setup(void)
+{
+	struct stat st;
+	int err;
+
+	if (!strcmp(cfg.mode, "host"))
+		return 0;
+	if (!strcmp(cfg.mode, "kubernetes")) {
+		logf_("warn", NULL, "mode kubernetes: the kloudlens.io CRDs are not watched through the API server yet; "
+		      "objects are read from control_plane.dir %s when it exists (mount them from a ConfigMap)",
+		      cfg.cp_dir);
+		if (stat(cfg.cp_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			logf_("warn", NULL, "mode kubernetes: %s absent: running with the host-mode settings", cfg.cp_dir);
+			return 0;
+		}
+	} else if (stat(cfg.cp_dir, &st) < 0 && (err = mkdir_owned(cfg.cp_dir, 0755, 0, 0)) != 0) {
+		logf_("error", NULL, "control plane directory %s: %s", cfg.cp_dir, strerror(-err));
+		return err;
+	}
+	err = kl_cp_new(cfg.cp_dir, cp_log, NULL, &cp);
+	if (err)
+		return err;
+	snprintf(filter_path, sizeof(filter_path), "%s/collector.filter", cfg.rings_dir);
+	cp_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (cp_fd < 0 || inotify_add_watch(cp_fd, cfg.cp_dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+					   IN_DELETE | IN_ATTRIB) < 0) {
+		err = -errno;
+		logf_("error", NULL, "control plane: inotify on %s: %s", cfg.cp_dir, strerror(errno));
+		return err;
+	}
+	logf_("info", NULL, "mode %s: watching %s for HookSubscription, BaselinePolicy and BehaviorContract objects",
+	      cfg.mode, cfg.cp_dir);
+	cp_apply(true);
+	return 0;
+}
+
+/* Drain the watch; any event but our own NodeCapabilities file schedules a rescan. */
+static void cp_event(void)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(cp_fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *e = (struct inotify_event *)p;
+			if (!e->len || strncmp(e->name, KL_CP_CAPS_FILE, strlen(KL_CP_CAPS_FILE)))
+				/* editors write in bursts: settle for 50 ms, well inside the 1 s budget */
+				if (!cp_due)
+					cp_due = now_ms() + 50;
+			p += sizeof(*e) + e->len;
+		}
+}
+
 static void usage(FILE *o)
 {
 	fputs("usage: kloudlens [--config FILE] [--set KEY=VALUE]... [--print-config] [options]\n"
 	      "  --config FILE        YAML configuration (default /etc/kloudlens/config.yaml if present)\n"
 	      "  --set KEY=VALUE      any configuration key, e.g. --set rings.capacity=16777216\n"
 	      "  --mode MODE          host | docker | kubernetes\n"
+	      "  --control-plane-dir DIR  (control_plane.dir) docker mode's object directory\n"
 	      "  --rings-dir DIR      (rings.dir)\n"
 	      "  --state-dir DIR      (state_dir)\n"
 	      "  --user NAME          (user)\n"
@@ -451,12 +712,13 @@ int main(int argc, char **argv)
 		{ "admin", required_argument, NULL, 'a' }, { "metrics", required_argument, NULL, 'm' },
 		{ "show", required_argument, NULL, 'w' }, { "stages", required_argument, NULL, 'g' },
 		{ "syscalls", required_argument, NULL, 'y' }, { "containers-only", no_argument, NULL, 'C' },
+		{ "control-plane-dir", required_argument, NULL, 'D' },
 		{ "print-config", no_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	static const struct { int opt; const char *key; } flag_keys[] = {
 		{ 'M', "mode" }, { 'r', "rings.dir" }, { 'S', "state_dir" }, { 'u', "user" }, { 'b', "bin_dir" },
 		{ 'p', "exporter.subscribe" }, { 'a', "exporter.admin" }, { 'm', "exporter.metrics" },
-		{ 'w', "show" }, { 'g', "stages" }, { 'y', "collector.syscalls" },
+		{ 'w', "show" }, { 'g', "stages" }, { 'y', "collector.syscalls" }, { 'D', "control_plane.dir" },
 	};
 
 	kl_config_defaults(&cfg);
@@ -511,10 +773,6 @@ int main(int argc, char **argv)
 		kl_config_print(&cfg, stdout);
 		return 0;
 	}
-	if (strcmp(cfg.mode, "host") != 0) {
-		fprintf(stderr, "kloudlens: mode %s is not implemented yet; use --mode host\n", cfg.mode);
-		return 2;
-	}
 
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[n > 0 ? n : 0] = 0;
@@ -536,8 +794,17 @@ int main(int argc, char **argv)
 		return 1;
 	if (geteuid() != 0)
 		logf_("warn", NULL, "not root: the collector will fail to load BPF programs");
+	if (cfg.stage_enabled[KL_STAGE_EXPORTER] &&
+	    (check_port("exporter.subscribe", cfg.subscribe) | check_port("exporter.admin", cfg.admin) |
+	     check_port("exporter.metrics", cfg.metrics)))
+		return 1;
 	if (ensure_user() || create_rings())
 		return 1;
+	/* before the collector starts, so its first filter is the directory's */
+	if (cp_setup())
+		return 1;
+	if (cp)
+		write_nodecaps();
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -568,9 +835,14 @@ int main(int argc, char **argv)
 		for (int i = 0; i < KL_STAGE__COUNT; i++)
 			if (stages[i].next_start && stages[i].next_start < next)
 				next = stages[i].next_start;
-		struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-		int r = poll(&pfd, 1, (int)(next > now ? next - now : 0));
-		if (r > 0) {
+		if (cp_due && cp_due < next)
+			next = cp_due;
+		struct pollfd pfds[2] = { { .fd = sfd, .events = POLLIN }, { .fd = cp_fd, .events = POLLIN } };
+		struct pollfd *pfd = &pfds[0];
+		int r = poll(pfds, cp_fd >= 0 ? 2 : 1, (int)(next > now ? next - now : 0));
+		if (r > 0 && (pfds[1].revents & POLLIN))
+			cp_event();
+		if (r > 0 && (pfds[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGCHLD) {
@@ -580,12 +852,16 @@ int main(int argc, char **argv)
 					quit = true;
 					break;
 				}
-				pfd.revents = 0;
-				if (poll(&pfd, 1, 0) <= 0)
+				pfd->revents = 0;
+				if (poll(pfd, 1, 0) <= 0)
 					break;
 			}
 		}
 		now = now_ms();
+		if (cp_due && cp_due <= now && !quit) {
+			cp_due = 0;
+			cp_apply(false);
+		}
 		for (int i = 0; i < KL_STAGE__COUNT && !quit; i++)
 			if (stages[i].next_start && stages[i].next_start <= now) {
 				start((enum kl_stage)i);
@@ -596,5 +872,9 @@ int main(int argc, char **argv)
 	stop_all();
 	logf_("info", NULL, "stopped");
 	close(sfd);
+	if (cp_fd >= 0)
+		close(cp_fd);
+	kl_cp_free(cp);
+	free(cp_last);
 	return 0;
 }
