@@ -128,6 +128,26 @@ struct {
 	__type(value, struct kl_scratch);
 } scratch SEC(".maps");
 
+/*
+ * d_path() is not callable from tracepoints, so the exe path is built by
+ * walking dentries up to the task's root, back to front, in a per-CPU
+ * buffer with room past its end for one name (so no write needs a
+ * runtime bound the verifier cannot see).
+ */
+#define KL_DPATH_BUF 4096
+#define KL_DPATH_DEPTH 48
+#define KL_NAME_MAX 255
+struct kl_pathbuf {
+	char b[KL_DPATH_BUF + KL_NAME_MAX + 16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kl_pathbuf);
+} pathbuf SEC(".maps");
+
 
 #define RB(name) \
 	struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 22); } name SEC(".maps")
@@ -705,6 +725,87 @@ int kl_fork(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+/*
+ * The path of @fp as task @t sees it (what readlink /proc/PID/exe shows):
+ * names from the dentry up to the task's root, crossing mount points, and
+ * " (deleted)" for an unlinked file (memfds, a binary removed after exec).
+ * Deeper than KL_DPATH_DEPTH or a name that does not fit: the path so far
+ * is not a path, so it is given up. Return: offset of the first byte in
+ * pb->b (the path ends with a NUL at KL_DPATH_BUF - 1) or -1.
+ */
+static __always_inline int dpath(struct kl_pathbuf *pb, struct file *fp, struct task_struct *t)
+{
+	struct dentry *d = BPF_CORE_READ(fp, f_path.dentry);
+	struct vfsmount *vm = BPF_CORE_READ(fp, f_path.mnt);
+	struct dentry *root_d = BPF_CORE_READ(t, fs, root.dentry);
+	struct vfsmount *root_m = BPF_CORE_READ(t, fs, root.mnt);
+	struct mount *m = container_of(vm, struct mount, mnt);
+	__u32 off = KL_DPATH_BUF - 1;
+	bool done = false;
+	int i;
+
+	if (!d || !vm)
+		return -1;
+	pb->b[off] = 0;
+	if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d) {
+		static const char del[] = " (deleted)";
+
+		off -= sizeof(del) - 1;
+		bpf_probe_read_kernel(&pb->b[off], sizeof(del) - 1, del);
+	}
+	for (i = 0; i < KL_DPATH_DEPTH; i++) {
+		struct dentry *parent, *mroot;
+		struct qstr q;
+		__u32 len;
+
+		if (d == root_d && vm == root_m) {
+			done = true;
+			break;
+		}
+		mroot = BPF_CORE_READ(vm, mnt_root);
+		parent = BPF_CORE_READ(d, d_parent);
+		if (d == mroot || d == parent) {
+			struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+
+			/* the top of a mount: continue from where it is mounted, unless it
+			 * is the last one (a root outside the task's, or an internal mount
+			 * such as the one behind memfds: what d_path prints then too) */
+			if (d != mroot || mp == m) {
+				done = true;
+				break;
+			}
+			d = BPF_CORE_READ(m, mnt_mountpoint);
+			m = mp;
+			vm = &mp->mnt;
+			continue;
+		}
+		q = BPF_CORE_READ(d, d_name);
+		len = q.len;
+		if (len == 0 || len > KL_NAME_MAX || off < len + 2)
+			return -1;
+		off -= len;
+		KL_BARRIER_VAR(off);
+		off &= KL_DPATH_BUF - 1;
+		if (bpf_probe_read_kernel(&pb->b[off], len & KL_NAME_MAX, q.name))
+			return -1;
+		off--;
+		off &= KL_DPATH_BUF - 1;
+		pb->b[off] = '/';
+		d = parent;
+	}
+	if (!done)
+		return -1;
+	if (off == KL_DPATH_BUF - 1 || pb->b[off] != '/') {
+		/* the root itself, or a name with nothing above it (internal mounts) */
+		if (off == 0)
+			return -1;
+		off--;
+		off &= KL_DPATH_BUF - 1;
+		pb->b[off] = '/';
+	}
+	return (int)off;
+}
+
 SEC("raw_tp/sched_process_exec")
 int kl_exec(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -715,9 +816,11 @@ int kl_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct kl_pending *p;
 	struct kl_proc *pr;
 	struct kl_field *f;
+	struct kl_pathbuf *pb;
 	unsigned long as, ae;
-	__u32 off = 0, len;
+	__u32 off = 0, len, fn_off, zero = 0;
 	long n;
+	int exe;
 
 	if (!s)
 		return 0;
@@ -791,11 +894,12 @@ int kl_exec(struct bpf_raw_tracepoint_args *ctx)
 		off = sizeof(*f) + len;
 	}
 	off &= (KL_ARGV_COPY * 2 - 1);
-	/* filename as resolved by exec (after the interpreter lookup) */
+	/* the filename exec was given, after the interpreter lookup ("/bin/sh", "/proc/self/exe") */
 	f = (void *)(s->tail + off);
 	n = bpf_probe_read_kernel_str(s->tail + off + sizeof(*f), KL_PATH_COPY + 1, BPF_CORE_READ(bprm, filename));
+	fn_off = off;
 	if (n > 0) {
-		f->id = KL_F_EXE;
+		f->id = KL_F_FILENAME;
 		f->len = n - 1;
 		if (n > KL_PATH_COPY) {
 			f->id |= KL_FIELD_TRUNC;
@@ -805,6 +909,33 @@ int kl_exec(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (off > KL_ARGV_COPY * 2 + KL_PATH_COPY + 8)
 		off = KL_ARGV_COPY * 2 + KL_PATH_COPY + 8; /* cannot happen; bounds the verifier */
+	/* the file that runs, as the task's root sees it: symlinks and
+	 * /proc/self/exe re-execs resolved (runc, busybox applets) */
+	f = (void *)(s->tail + off);
+	pb = bpf_map_lookup_elem(&pathbuf, &zero);
+	exe = pb ? dpath(pb, BPF_CORE_READ(t, mm, exe_file), t) : -1;
+	if (exe >= 0 && exe < KL_DPATH_BUF - 1) {
+		len = KL_DPATH_BUF - 1 - (__u32)exe;
+		f->id = KL_F_EXE;
+		if (len > KL_PATH_COPY) {
+			len = KL_PATH_COPY;
+			f->id |= KL_FIELD_TRUNC;
+		}
+		KL_BARRIER_VAR(len);
+		len &= (KL_PATH_COPY * 2 - 1);
+		if (len <= KL_PATH_COPY &&
+		    !bpf_probe_read_kernel(s->tail + off + sizeof(*f), len, &pb->b[exe & (KL_DPATH_BUF - 1)])) {
+			f->len = len;
+			off += sizeof(*f) + len;
+		}
+	} else if (n > 0) {
+		/* no walkable path (a detached mount, too deep): the filename is the best there is */
+		struct kl_field *ff = (void *)(s->tail + (fn_off & (KL_ARGV_COPY * 2 - 1)));
+
+		ff->id = (ff->id & KL_FIELD_TRUNC) | KL_F_EXE;
+	}
+	if (off > KL_ARGV_COPY * 2 + KL_PATH_COPY * 2 + 16)
+		off = KL_ARGV_COPY * 2 + KL_PATH_COPY * 2 + 16; /* cannot happen; bounds the verifier */
 	pr->ev.tail_len = off;
 	emit(KL_CAT_PROC_LC, pr, sizeof(*pr) + off);
 	return 0;

@@ -122,6 +122,8 @@ struct kl_ctrwatch {
 	size_t nwatches, capwatches;
 	struct container *ctrs;
 	char *cg2;              /* cgroup2 mount, "" if none */
+	uint32_t self_mnt_ns;   /* the agent's own (host) namespaces */
+	uint32_t self_pid_ns;
 	char *docker_root;      /* "" disables */
 	uint32_t max_record;
 	uint64_t liveness_ns, pending_ns;
@@ -885,6 +887,13 @@ static size_t build_record(struct kl_ctrwatch *w, struct container *c, uint32_t 
 		     "no namespaces, cgroup from the runtime's state", c->id, c->pid);
 		r->ev.pid = r->ev.tid = c->pid;
 	}
+	/* An init still in our own namespaces (runc writes its state before the
+	 * init has unshared, or a container made without them) shares them with
+	 * every host process: matched by them, the host would join the container. */
+	if (r->mnt_ns && r->mnt_ns == w->self_mnt_ns)
+		r->mnt_ns = 0;
+	if (r->pid_ns && r->pid_ns == w->self_pid_ns)
+		r->pid_ns = 0;
 	r->ev.mnt_ns = r->mnt_ns;
 	r->ev.pid_ns = r->pid_ns;
 	if (!cg && c->state_cgroup)
@@ -1575,6 +1584,8 @@ int kl_ctrwatch_new(const struct kl_ctrwatch_opts *o, struct kl_ctrwatch **out)
 	w->max_record = opts.max_record ? opts.max_record : DEFAULT_MAX_RECORD;
 	w->liveness_ns = opts.liveness_interval_ns ? opts.liveness_interval_ns : DEFAULT_LIVENESS_NS;
 	w->pending_ns = opts.pending_timeout_ns ? opts.pending_timeout_ns : DEFAULT_PENDING_NS;
+	w->self_mnt_ns = ns_inum((uint32_t)getpid(), "mnt");
+	w->self_pid_ns = ns_inum((uint32_t)getpid(), "pid");
 	w->hz = sysconf(_SC_CLK_TCK);
 	if (w->hz <= 0)
 		w->hz = 100;

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -371,7 +372,17 @@ Test(live, known_sequence, .timeout = 120)
 			kh_field(KL_REC_PROC, p, s.v[i].len, KL_F_ARGV, b, sizeof(b), &fl);
 			cr_assert_eq(fl, sizeof("true\0kl-arg1\0kl-arg2") - 1, "argv length %u", fl);
 			cr_assert_eq(memcmp(b, "true\0kl-arg1\0kl-arg2", fl), 0, "argv");
-			cr_assert_str_eq(kh_field(KL_REC_PROC, p, s.v[i].len, KL_F_EXE, b, sizeof(b), NULL), "/bin/true");
+			/* the filename exec was given, and the file that runs (symlinks resolved:
+			 * /bin is a link to usr/bin on merged-/usr systems) */
+			cr_assert_str_eq(kh_field(KL_REC_PROC, p, s.v[i].len, KL_F_FILENAME, b, sizeof(b), NULL),
+					 "/bin/true");
+			{
+				char real[PATH_MAX];
+
+				cr_assert_not_null(realpath("/bin/true", real));
+				cr_assert_str_eq(kh_field(KL_REC_PROC, p, s.v[i].len, KL_F_EXE, b, sizeof(b), NULL),
+						 real);
+			}
 			cr_assert_eq(p->ev.ppid, (uint32_t)W);
 			cr_assert_str_eq(p->ev.comm, "true");
 		}

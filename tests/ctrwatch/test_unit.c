@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <jansson.h>
 #include <kloudlens/recutil.h>
 
@@ -48,17 +49,37 @@ static void teardown(void)
 }
 
 /* A stand-in for a container's init process. */
-static pid_t spawn_kid(void)
+/* A stand-in container init; @own_mnt: in a mount namespace of its own, as a real one is. */
+static pid_t spawn_kid_ns(bool own_mnt)
 {
-	pid_t p = fork();
+	int fds[2];
+	char ok = 0;
+	pid_t p;
 
+	cr_assert_eq(pipe(fds), 0);
+	p = fork();
 	cr_assert_geq(p, 0);
 	if (p == 0) {
+		char r = 1;
+
+		if (own_mnt && unshare(CLONE_NEWNS) < 0)
+			r = 0;
+		if (write(fds[1], &r, 1) != 1)
+			_exit(1);
 		for (;;)
 			pause();
 	}
+	cr_assert_eq(read(fds[0], &ok, 1), 1);
+	close(fds[0]);
+	close(fds[1]);
 	kids[nkids++] = p;
+	cr_assert(ok, "unshare(CLONE_NEWNS) failed (the test needs root)");
 	return p;
+}
+
+static pid_t spawn_kid(void)
+{
+	return spawn_kid_ns(true);
 }
 
 static void reap_kid(pid_t p)
@@ -221,7 +242,7 @@ Test(ctrwatch, runc_snapshot_fields_then_stop_on_pid_death)
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(r->c.mnt_ns, (uint32_t)st.st_ino);
 	cr_assert_eq(r->c.ev.mnt_ns, (uint32_t)st.st_ino);
-	cr_assert_neq(r->c.pid_ns, 0);
+	cr_assert_eq(r->c.pid_ns, 0, "the stand-in shares our pid namespace: not a key");
 	cr_assert_eq(r->c.ev.start_ns / 1000000000ull, proc_start(p) / (unsigned long long)sysconf(_SC_CLK_TCK));
 
 	/* a second snapshot reports it again */
@@ -238,6 +259,35 @@ Test(ctrwatch, runc_snapshot_fields_then_stop_on_pid_death)
 	rmtree(tp("%s/c1", rp[0]));
 	wait_rec(w, &sink, 0xdead, "c1", 200);
 	cr_assert_eq(count_recs(&sink, KL_CTR_STOP, "c1"), 1);
+	freewatch(w);
+}
+
+/*
+ * An init that still shares the agent's own namespaces (runc's state is
+ * written before its init has unshared, or a container made without
+ * them) must not be matched by them: every host process shares them too.
+ * Before: the record carried the host's mount namespace and the enricher
+ * put the host's processes (another runtime setting up its rootfs) into
+ * this container.
+ */
+Test(ctrwatch, init_in_host_namespaces_is_not_matched_by_them)
+{
+	pid_t p = spawn_kid_ns(false);
+	char *b;
+	struct kl_ctrwatch *w;
+	const struct rec *r;
+
+	b = mk_bundle("bh", tp("%s", CRI_ANN));
+	mk_runc(rp[0], "ch", p, b, NULL);
+	w = mkwatch(NULL);
+	cr_assert_eq(kl_ctrwatch_snapshot(w, sink_emit, &sink), 0);
+	r = find_rec(&sink, KL_CTR_SNAPSHOT, "ch");
+	cr_assert(r, "no snapshot record; log:\n%s", sink.log);
+	cr_assert_eq(r->c.mnt_ns, 0);
+	cr_assert_eq(r->c.ev.mnt_ns, 0);
+	cr_assert_eq(r->c.pid_ns, 0);
+	cr_assert_str_eq(rec_str(r, KL_F_POD_NAME), "shop-7d4", "the rest of the record is intact");
+	reap_kid(p);
 	freewatch(w);
 }
 
