@@ -68,15 +68,27 @@ static uint64_t cgroup_id(int dirfd, const char *cgroup2)
 	return 0;
 }
 
+/*
+ * Where @path (@n bytes, resolved against our root) starts as seen from the
+ * process's own root @root (@rn bytes, 0 = ours): past the root's prefix
+ * when it lies inside it, else 0 (a path outside its root stays whole).
+ */
+static size_t under_root(const char *path, size_t n, const char *root, ssize_t rn)
+{
+	if (rn <= 0 || (size_t)rn >= n || memcmp(path, root, (size_t)rn) || path[rn] != '/')
+		return 0;
+	return (size_t)rn;
+}
+
 static int snap_one(int procfd, const char *pidname, const char *cgroup2, long hz,
 		    uint8_t *buf, kc_emit_fn emit, void *ctx)
 {
 	struct kl_proc *p = (struct kl_proc *)buf;
 	struct kl_tail_builder tb;
-	char stat[1024], status[4096], link[4096];
+	char stat[1024], status[4096], link[4096], root[4096];
 	unsigned long long start = 0;
 	int dirfd, ppid = 0, err = 0;
-	ssize_t n;
+	ssize_t n, rn;
 	char *s, *line;
 
 	dirfd = openat(procfd, pidname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -144,12 +156,23 @@ static int snap_one(int procfd, const char *pidname, const char *cgroup2, long h
 			n--;
 		kl_tail_add(&tb, KL_F_ARGV, link, n);
 	}
+	/* /proc links are resolved against our root; exec records (BPF) show paths
+	 * as the process's own root sees them, so a container's prefix goes */
+	rn = readlinkat(dirfd, "root", root, sizeof(root) - 1);
+	if (rn == 1 && root[0] == '/')
+		rn = 0;
 	n = readlinkat(dirfd, "exe", link, sizeof(link) - 1);
-	if (n > 0)
-		kl_tail_add(&tb, KL_F_EXE, link, n);
+	if (n > 0) {
+		size_t off = under_root(link, (size_t)n, root, rn);
+
+		kl_tail_add(&tb, KL_F_EXE, link + off, (size_t)n - off);
+	}
 	n = readlinkat(dirfd, "cwd", link, sizeof(link) - 1);
-	if (n > 0)
-		kl_tail_add(&tb, KL_F_CWD, link, n);
+	if (n > 0) {
+		size_t off = under_root(link, (size_t)n, root, rn);
+
+		kl_tail_add(&tb, KL_F_CWD, link + off, (size_t)n - off);
+	}
 	err = emit(ctx, KL_REC_PROC, buf, (uint32_t)kl_tail_finish(&tb));
 out:
 	close(dirfd);

@@ -224,3 +224,39 @@ Test(bootstrap, snapshots_this_process)
 	cr_assert_eq(readlink("/proc/self/exe", exe, sizeof(exe) - 1) > 0, 1);
 	cr_assert_str_eq(s.exe, exe);
 }
+
+/* A fake /proc/<pid> whose links point into a container's root, as /proc shows them to the agent. */
+static void fake_proc(const char *dir, const char *exe, const char *cwd, const char *root)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; d=%s/%d; mkdir -p $d; cp /proc/self/stat /proc/self/status /proc/self/cmdline $d/; "
+		 "ln -sfn '%s' $d/exe; ln -sfn '%s' $d/cwd; ln -sfn '%s' $d/root", dir, (int)getpid(), exe, cwd,
+		 root);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(bootstrap, container_paths_are_seen_from_the_process_root)
+{
+	char dir[] = "/tmp/kl-fakeproc.XXXXXX", cmd[128];
+	struct snap s = { 0 };
+	uint64_t n = 0;
+
+	cr_assert_not_null(mkdtemp(dir));
+	fake_proc(dir, "/var/lib/c1/rootfs/usr/bin/app", "/var/lib/c1/rootfs/srv", "/var/lib/c1/rootfs");
+	cr_assert_eq(kc_bootstrap(dir, "", snap_cb, &s, &n), 0);
+	cr_assert_eq(s.self, 1);
+	cr_assert_str_eq(s.exe, "/usr/bin/app", "exec records (BPF) name it so: the two must agree");
+	/* a link outside the root (or a root that is only a prefix of a name) stays whole */
+	memset(&s, 0, sizeof(s));
+	fake_proc(dir, "/var/lib/c1/rootfs2/bin/x", "/", "/var/lib/c1/rootfs");
+	cr_assert_eq(kc_bootstrap(dir, "", snap_cb, &s, &n), 0);
+	cr_assert_str_eq(s.exe, "/var/lib/c1/rootfs2/bin/x");
+	memset(&s, 0, sizeof(s));
+	fake_proc(dir, "/usr/bin/app", "/", "/");
+	cr_assert_eq(kc_bootstrap(dir, "", snap_cb, &s, &n), 0);
+	cr_assert_str_eq(s.exe, "/usr/bin/app");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
