@@ -3,8 +3,9 @@
  * kl-baselined - intents (+ enriched for syscalls) in, deviations out,
  * profiles on disk (docs/baseline.md). Also `kl-baselined merge A B`.
  *
- * Rings, stats area, profiles directory and the RPC socket are set up
- * while it may still be root; then it drops to the stage user and reads.
+ * kl_stage_setup() opens rings and stats area while it may still be
+ * root; its before_drop hook (below) adds the profiles directory and the
+ * RPC socket; then it drops to the stage user and attaches to the inputs.
  * The RPC handlers run on the server's thread: every engine access holds
  * `lock`.
  */
@@ -462,6 +463,52 @@ static int cmd_merge(int argc, char **argv)
 
 /* ---- main ---------------------------------------------------------------------- */
 
+/* What the start-up hook needs: it runs while the process may still be root. */
+struct startup {
+	struct daemon *d;
+	const char *user, *pdir, *rpc_url;
+	const struct bl_policy *def;
+	struct kl_rpc_server *srv;
+	int ino;
+};
+
+/*
+ * kl_stage_setup()'s before_drop hook: the profiles directory (created and
+ * chowned while root, so the unprivileged stage can write it), the
+ * profiles and policies on disk, and the RPC socket (chowned to the stage
+ * user by kl_rpc_server_start, so the exporter can connect).
+ */
+static int before_drop(void *ctx)
+{
+	struct startup *s = ctx;
+	struct daemon *d = s->d;
+	int err;
+
+	if (mkdir(d->profiles, 0750) < 0 && errno != EEXIST) {
+		err = -errno;
+		kl_log(COMPONENT, "error", "create profiles directory %s: %s", d->profiles, strerror(-err));
+		return err;
+	}
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(s->user);
+		if (pw && chown(d->profiles, pw->pw_uid, pw->pw_gid) < 0)
+			kl_log(COMPONENT, "warn", "chown %s: %s", d->profiles, strerror(errno));
+	}
+	load_profiles(d);
+	if (s->pdir) {
+		apply_policies(d, s->pdir, s->def);
+		s->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (s->ino < 0 ||
+		    inotify_add_watch(s->ino, s->pdir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0)
+			kl_log(COMPONENT, "warn", "watch %s: %s (policies read once)", s->pdir, strerror(errno));
+	}
+	/* a missing socket only costs the admin calls: the stage still detects */
+	err = kl_rpc_server_start(s->rpc_url, rpc_defs, sizeof(rpc_defs) / sizeof(rpc_defs[0]), d, s->user, &s->srv);
+	if (err)
+		kl_log(COMPONENT, "warn", "rpc %s: %s (admin calls unavailable)", s->rpc_url, strerror(-err));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *in = "intents", *sysin = "enriched", *outname = "deviations";
@@ -470,14 +517,13 @@ int main(int argc, char **argv)
 	struct bl_config cfg;
 	struct bl_policy def;
 	struct daemon d = { .lock = PTHREAD_MUTEX_INITIALIZER, .profiles = "/var/lib/kloudlens/profiles" };
-	struct shm_ring *rin = NULL, *rsys = NULL;
-	struct shm_consumer *c = NULL, *csys = NULL;
-	struct shm_stats *stats = NULL;
-	struct kl_stage_out out = { 0 };
-	struct kl_rpc_server *srv = NULL;
-	char msg[512], url[4200];
+	struct startup su = { .d = &d, .ino = -1 };
+	struct shm_consumer *c, *csys;
+	struct shm_stats *stats;
+	struct kl_stage sg;
+	char url[4200];
 	double wait_s = 30;
-	int opt, err, rc = 1, ino = -1;
+	int opt, err, rc = 1;
 	uint64_t dur;
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, 'd' }, { "input", required_argument, NULL, 'i' },
@@ -544,76 +590,35 @@ int main(int argc, char **argv)
 	snprintf(cfg.node, sizeof(cfg.node), "%s", d.node);
 	cfg.policies_only = pdir != NULL;
 	d.off = (int64_t)kl_now_real_ns() - (int64_t)kl_now_mono_ns();
-	shm_set_log(kl_stage_shm_log, COMPONENT);
-	kl_stage_signals();
+	if (!rpc_url) {
+		kl_rpc_stage_url(url, sizeof(url), dir, COMPONENT);
+		rpc_url = url;
+	}
 
-	err = bl_engine_new(&cfg, kl_stage_emit, &out, &d.e);
+	/* the engine writes through sg.out, which kl_stage_setup() fills in place */
+	memset(&sg, 0, sizeof(sg));
+	err = bl_engine_new(&cfg, kl_stage_emit, &sg.out, &d.e);
 	if (err) {
 		kl_log(COMPONENT, "error", "engine: %s", strerror(-err));
 		return 1;
 	}
 	bl_engine_set_policies(d.e, NULL, 0, &def);
-	/* profiles directory: created while root, owned by the stage user */
-	if (mkdir(d.profiles, 0750) < 0 && errno != EEXIST) {
-		kl_log(COMPONENT, "error", "create profiles directory %s: %s", d.profiles, strerror(errno));
+	su.user = user;
+	su.pdir = pdir;
+	su.rpc_url = rpc_url;
+	su.def = &def;
+	struct kl_stage_spec spec = {
+		.component = COMPONENT, .dir = dir, .user = user, .wait_s = wait_s,
+		/* without the enriched ring only the syscall set is missing: not a reason to stop */
+		.inputs = { in, sysin && *sysin ? sysin : NULL }, .optional = { false, true },
+		.output = outname, .out_type = KL_REC_DEVIATION, .ro = ro,
+		.before_drop = before_drop, .ctx = &su,
+	};
+	if (kl_stage_setup(&spec, &sg))
 		goto out;
-	}
-	if (geteuid() == 0) {
-		struct passwd *pw = getpwnam(user);
-		if (pw && chown(d.profiles, pw->pw_uid, pw->pw_gid) < 0)
-			kl_log(COMPONENT, "warn", "chown %s: %s", d.profiles, strerror(errno));
-	}
-	load_profiles(&d);
-	if (pdir) {
-		apply_policies(&d, pdir, &def);
-		ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-		if (ino < 0 || inotify_add_watch(ino, pdir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0)
-			kl_log(COMPONENT, "warn", "watch %s: %s (policies read once)", pdir, strerror(errno));
-	}
-	err = kl_stage_open_input(dir, in, wait_s, &rin);
-	if (err) {
-		kl_log(COMPONENT, "error", "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in, strerror(-err));
-		goto out;
-	}
-	if (sysin && *sysin) {
-		err = kl_stage_open_input(dir, sysin, wait_s, &rsys);
-		if (err) {
-			kl_log(COMPONENT, "warn", "open ring %s: %s: no syscall set learned", sysin, strerror(-err));
-			rsys = NULL;
-		}
-	}
-	err = kl_stage_out_create(&out, dir, outname, &ro, KL_REC_DEVIATION);
-	if (err) {
-		kl_log(COMPONENT, "error", "create output ring %s: %s", outname, strerror(-err));
-		goto out;
-	}
-	err = shm_stats_create(dir, COMPONENT, 64, &stats);
-	if (err) {
-		kl_log(COMPONENT, "error", "create stats area: %s", strerror(-err));
-		goto out;
-	}
-	if (!rpc_url) {
-		kl_rpc_stage_url(url, sizeof(url), dir, COMPONENT);
-		rpc_url = url;
-	}
-	/* before dropping privileges: the socket is chowned to the stage user */
-	err = kl_rpc_server_start(rpc_url, rpc_defs, sizeof(rpc_defs) / sizeof(rpc_defs[0]), &d, user, &srv);
-	if (err)
-		kl_log(COMPONENT, "warn", "rpc %s: %s (admin calls unavailable)", rpc_url, strerror(-err));
-	err = kl_drop_privileges(user, msg, sizeof(msg));
-	if (!err && msg[0])
-		kl_log(COMPONENT, "warn", "%s", msg);
-	if (err) {
-		kl_log(COMPONENT, "error", "drop privileges to %s: %s", user, strerror(-err));
-		goto out;
-	}
-	err = shm_consumer_attach(rin, COMPONENT, SHM_REQUIRED, &c);
-	if (!err && rsys)
-		err = shm_consumer_attach(rsys, COMPONENT, SHM_REQUIRED, &csys);
-	if (err) {
-		kl_log(COMPONENT, "error", "attach to input rings: %s", strerror(-err));
-		goto out;
-	}
+	c = sg.cons[0];
+	csys = sg.cons[1];
+	stats = sg.stats;
 	uint64_t *m_int = shm_stats_metric(stats, "kloudlens_baselined_intents_total", NULL, "Intents consumed", SHM_COUNTER);
 	uint64_t *m_sys = shm_stats_metric(stats, "kloudlens_baselined_syscalls_total", NULL,
 					   "Enriched records consumed (syscall set)", SHM_COUNTER);
@@ -634,11 +639,8 @@ int main(int argc, char **argv)
 					      "Profiles that could not be written", SHM_COUNTER);
 	uint64_t *m_emerr = shm_stats_metric(stats, "kloudlens_baselined_emit_errors_total", NULL,
 					     "Deviations that could not be written to the ring", SHM_COUNTER);
-	kl_stage_interrupt_on(c);
-	if (csys)
-		kl_stage_interrupt_on(csys);
 	kl_log(COMPONENT, "info", "running: %s%s%s -> %s, profiles in %s, rpc %s, as uid %d", in,
-	       csys ? " + " : "", csys ? sysin : "", outname, d.profiles, srv ? rpc_url : "-", (int)getuid());
+	       csys ? " + " : "", csys ? sysin : "", outname, d.profiles, su.srv ? rpc_url : "-", (int)getuid());
 
 	struct shm_rec recs[BATCH];
 	bool draining = false;
@@ -684,35 +686,32 @@ int main(int argc, char **argv)
 		shm_stats_set(m_saved, d.saved);
 		shm_stats_set(m_saverr, d.save_errors);
 		shm_stats_set(m_emerr, st->emit_errors);
-		kl_stage_out_publish(&out);
+		kl_stage_out_publish(&sg.out);
 		pthread_mutex_unlock(&d.lock);
 		if (n > 0)
 			shm_consumer_release(c);
-		if (out.err == -EPIPE)
+		if (sg.out.err == -EPIPE)
 			break;
-		if (ino >= 0) {
+		if (su.ino >= 0) {
 			char ib[4096];
-			if (read(ino, ib, sizeof(ib)) > 0)
+			if (read(su.ino, ib, sizeof(ib)) > 0)
 				apply_policies(&d, pdir, &def);
 		}
 	}
+	/* the RPC thread may change profiles until it is stopped: stop it first */
+	kl_rpc_server_stop(su.srv);
+	su.srv = NULL;
 	pthread_mutex_lock(&d.lock);
 	save_dirty(&d);
-	kl_stage_out_publish(&out);
+	kl_stage_out_publish(&sg.out);
 	pthread_mutex_unlock(&d.lock);
 	rc = 0;
 	kl_log(COMPONENT, "info", "stopped");
 out:
-	kl_rpc_server_stop(srv);
-	kl_stage_interrupt_on(NULL);
-	shm_consumer_detach(c);
-	shm_consumer_detach(csys);
-	kl_stage_out_close(&out);
-	shm_ring_close(rin);
-	shm_ring_close(rsys);
-	shm_stats_close(stats);
-	if (ino >= 0)
-		close(ino);
+	kl_rpc_server_stop(su.srv);
+	kl_stage_teardown(&sg);
+	if (su.ino >= 0)
+		close(su.ino);
 	bl_engine_free(d.e);
 	return rc;
 }

@@ -6,7 +6,8 @@
  *         [--container C] [--kind K] [--since SEQ] [--count N] [--json]
  *   klctl get events [--follow] [--since SEQ]
  *   klctl status | caps | diagnose | config | snapshot
- *   klctl graph SESSION
+ *   klctl sessions [...] | graph SESSION [--dot] (graph.c)
+ *   klctl baseline list|profiles|show|reset|promote|activate (baseline.c)
  *
  * A terminal gets aligned, coloured columns; anything else (or --json)
  * gets one JSON object per line.
@@ -26,6 +27,8 @@
 #include "client.h"
 #include "convert.h"
 #include "exporter.h"
+#include "graph.h"      /* klctl sessions / graph (graph.c) */
+#include "baseline.h"   /* klctl baseline ... (baseline.c) */
 
 static volatile sig_atomic_t stop;
 static bool json_out, color;
@@ -45,7 +48,11 @@ static void usage(FILE *f)
 		"         [--kind K] [--syscall S] [--session ID] [--since SEQ] [--count N]\n"
 		"  get events|intents|deviations|raw|graph [--follow] [--since SEQ]\n"
 		"  status | caps | diagnose | config | snapshot\n"
-		"  graph SESSION\n");
+		"  sessions [--namespace N] [--pod P] [--container C] [--open|--closed] [--limit N]\n"
+		"  graph SESSION [--tree|--dot] [--reach [--depth N]] [--max-edges N]\n"
+		"  graph --lineage PID[:START_NS] | --file PATH [--container C]\n"
+		"  baseline list [WORKLOAD] | profiles | show PROFILE_ID | show --workload W\n"
+		"  baseline reset|promote|activate [WORKLOAD] [--profile ID]\n");
 }
 
 static int unreachable(const char *what, int r, const char *msg)
@@ -54,6 +61,8 @@ static int unreachable(const char *what, int r, const char *msg)
 		fprintf(stderr, "klctl: cannot reach kl-exporter at %s: %s\n"
 			"       is the agent running? (--admin/--subscribe select another address)\n",
 			what, strerror(-r));
+	else if (!strncmp(msg, what, strlen(what)))
+		fprintf(stderr, "klctl: %s (gRPC status %d)\n", msg, r);   /* the server named the call already */
 	else
 		fprintf(stderr, "klctl: %s: %s (gRPC status %d)\n", what, msg, r);
 	return r < 0 ? 3 : 4;
@@ -99,6 +108,8 @@ static void ctr_json(json_t *o, const Kloudlens__V1__ContainerMeta *c)
 	json_object_set_new(o, "container", json_string(c->container_id));
 	if (*c->name)
 		json_object_set_new(o, "container_name", json_string(c->name));
+	if (*c->image)
+		json_object_set_new(o, "image", json_string(c->image));
 	if (*c->pod_namespace)
 		json_object_set_new(o, "namespace", json_string(c->pod_namespace));
 	if (*c->pod_name)
@@ -646,34 +657,6 @@ static int cmd_snapshot(void)
 	return 0;
 }
 
-static int cmd_graph(int argc, char **argv)
-{
-	Kloudlens__V1__GraphQuery q = KLOUDLENS__V1__GRAPH_QUERY__INIT;
-	Kloudlens__V1__GraphSnapshot *g = NULL;
-	struct kl_client c;
-	char err[512];
-	int r;
-
-	if (argc < 2) {
-		fprintf(stderr, "klctl: graph needs a SESSION id\n");
-		return 2;
-	}
-	q.session_id = argv[1];
-	r = kl_client_open(&c, admin_url, NULL, 3000);
-	if (r)
-		return unreachable(admin_url, r, "");
-	r = kl_client_call(&c, "/kloudlens.v1.EventService/QueryGraph", &q.base,
-			   &kloudlens__v1__graph_snapshot__descriptor, (ProtobufCMessage **)&g, err, sizeof(err));
-	kl_client_close(&c);
-	if (r)
-		return unreachable(r < 0 ? admin_url : "QueryGraph", r, err);
-	for (size_t i = 0; i < g->n_edges; i++)
-		printf("%" PRIu64 " -> %" PRIu64 " %s x%" PRIu64 "\n", g->edges[i]->from, g->edges[i]->to,
-		       enum_name(&kloudlens__v1__graph_edge__kind__descriptor, g->edges[i]->kind), g->edges[i]->count);
-	kloudlens__v1__graph_snapshot__free_unpacked(g, NULL);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -721,8 +704,12 @@ int main(int argc, char **argv)
 		return cmd_config();
 	if (!strcmp(argv[0], "snapshot"))
 		return cmd_snapshot();
+	if (!strcmp(argv[0], "sessions"))
+		return klctl_sessions(argc, argv, admin_url, json_out);
 	if (!strcmp(argv[0], "graph"))
-		return cmd_graph(argc, argv);
+		return klctl_graph(argc, argv, admin_url, json_out);
+	if (!strcmp(argv[0], "baseline"))
+		return klctl_baseline(argc, argv, admin_url, json_out);
 	fprintf(stderr, "klctl: unknown command '%s'\n", argv[0]);
 	usage(stderr);
 	return 2;

@@ -449,7 +449,8 @@ enum kl_graph_edge_kind {       /* == GraphEdge.Kind; 3..7 are the proto's older
 	KL_GE_NET_ACCEPT = 13,      /* accepting process -> connecting process, or -> endpoint */
 	KL_GE_SIGNAL = 14,          /* sender -> target; arg = signal number */
 	KL_GE_PTRACE = 15,          /* tracer -> tracee; arg = ptrace request */
-	KL_GE_FILE_SHARED = 16,     /* writer process -> reader process through one file (to label = path) */
+	KL_GE_FILE_SHARED = 16,     /* writer process -> reader process through one file;
+	                             * to label = the path, arg = the writer's file node id */
 	KL_GE__COUNT = 17,
 };
 
@@ -487,7 +488,7 @@ struct kl_graph {
 	__u64 last_seq;
 	__u64 from_ctr_cgroup_id;   /* containers of the two ends (0 = host) */
 	__u64 to_ctr_cgroup_id;
-	__u64 arg;                  /* SIGNAL: signal; PTRACE: request; NET: port; else 0 */
+	__u64 arg;                  /* SIGNAL: signal; PTRACE: request; NET: port; FILE_SHARED: file node id */
 };
 _Static_assert(sizeof(struct kl_graph) == 208, "kl_graph layout is ABI");
 /* tail: graph_from, graph_to, graph_from_ctr, graph_to_ctr, graph_seqs, graph_pod */
