@@ -1162,6 +1162,12 @@ static int feed_intent(struct bl_engine *e, const void *rec, size_t len)
 	uint32_t learn;
 
 	memcpy(&in, rec, sizeof(in));
+	/* a container runtime's init setting the container up (runc exec, kubectl
+	 * exec): the runtime's behaviour, not the workload's; its exec is what counts */
+	if (in.iflags & KL_IN_ENTERED) {
+		e->st.runtime_skipped++;
+		return 0;
+	}
 	if (read_ctx(KL_REC_INTENT, rec, len, &c)) {
 		e->st.invalid++;
 		return -EINVAL;
@@ -1351,6 +1357,10 @@ static int feed_enriched(struct bl_engine *e, const void *rec, size_t len)
 	memcpy(&sc, raw, sizeof(sc));
 	if (en.ev.flags & KL_EV_SELF)
 		return 0;
+	if (en.eflags & KL_EN_ENTERED) {
+		e->st.runtime_skipped++;
+		return 0;
+	}
 	if (read_ctx(KL_REC_ENRICHED, rec, len, &c)) {
 		e->st.invalid++;
 		return -EINVAL;

@@ -115,6 +115,7 @@ struct bl_stats {
 	uint64_t by_kind[KL_DEV__COUNT];
 	uint64_t workloads, workloads_dropped, unselected;
 	uint64_t items_overflow, promotions, emit_errors;
+	uint64_t runtime_skipped;       /* a runtime's init entering a container: neither learned nor checked */
 };
 
 struct bl_engine;

@@ -639,6 +639,9 @@ int main(int argc, char **argv)
 					      "Profiles that could not be written", SHM_COUNTER);
 	uint64_t *m_emerr = shm_stats_metric(stats, "kloudlens_baselined_emit_errors_total", NULL,
 					     "Deviations that could not be written to the ring", SHM_COUNTER);
+	uint64_t *m_rtskip = shm_stats_metric(stats, "kloudlens_baselined_runtime_skipped_total", NULL,
+					      "Records of a container runtime's init entering a container (not learned, not checked)",
+					      SHM_COUNTER);
 	kl_log(COMPONENT, "info", "running: %s%s%s -> %s, profiles in %s, rpc %s, as uid %d", in,
 	       csys ? " + " : "", csys ? sysin : "", outname, d.profiles, su.srv ? rpc_url : "-", (int)getuid());
 
@@ -686,6 +689,7 @@ int main(int argc, char **argv)
 		shm_stats_set(m_saved, d.saved);
 		shm_stats_set(m_saverr, d.save_errors);
 		shm_stats_set(m_emerr, st->emit_errors);
+		shm_stats_set(m_rtskip, st->runtime_skipped);
 		kl_stage_out_publish(&sg.out);
 		pthread_mutex_unlock(&d.lock);
 		if (n > 0)

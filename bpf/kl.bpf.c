@@ -218,6 +218,17 @@ static __always_inline void fill_slow(struct kl_event *ev, struct task_struct *t
 	ev->mnt_ns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
 }
 
+/* The pid namespace @t's thread group lives in (its innermost level). */
+static __always_inline __u32 task_pidns(struct task_struct *t)
+{
+	struct pid *pid = BPF_CORE_READ(t, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid up = {};
+
+	bpf_probe_read_kernel(&up, sizeof(up), &pid->numbers[level & 31]);
+	return BPF_CORE_READ(up.ns, ns.inum);
+}
+
 /* Fields any call may change (setuid, prctl, reparenting, cgroup moves). */
 static __always_inline void fill_fast(struct kl_event *ev, struct task_struct *t)
 {
@@ -717,6 +728,9 @@ int kl_fork(struct bpf_raw_tracepoint_args *ctx)
 	pr->ev.ts_ns = bpf_ktime_get_ns();
 	pr->ev.seq = KL_REC_PROC;
 	pr->kind = KL_PROC_FORK;
+	/* a child born into another pid namespace: how runtimes put a process into a container */
+	if (ctgid != ptgid && pr->ev.pid_ns != task_pidns(parent))
+		pr->ev.flags |= KL_EV_NEW_PIDNS;
 	pr->parent_pid = ptgid;
 	pr->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
 	pr->child_tid = pr->ev.tid;

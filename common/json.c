@@ -356,6 +356,8 @@ static void put_event(struct kl_buf *b, const struct kl_event *ev)
 		kl_buf_puts(b, ",\"bootstrap\":true");
 	if (ev->flags & KL_EV_TRUNCATED)
 		kl_buf_puts(b, ",\"truncated\":true");
+	if (ev->flags & KL_EV_NEW_PIDNS)
+		kl_buf_puts(b, ",\"new_pidns\":true");
 }
 
 static const char *proc_kind(uint32_t k)
@@ -463,7 +465,7 @@ static void put_intent(struct kl_buf *b, const struct kl_intent *in)
 {
 	static const char *const iflags[] = { "failed", "continuing", "at_exit", "evicted", "inherited",
 					       "connect", "accept", "dns_linked", "async", "timeout",
-					       "shutdown" };
+					       "shutdown", "runtime_init" };
 	static const char *const access[] = { "read", "write", "create", "truncate", "append", "exec",
 					       "directory", "cloexec", "nonblock", "excl", "path",
 					       "tmpfile", "sync" };
@@ -684,6 +686,8 @@ void kl_rec_to_json(struct kl_buf *b, uint16_t type, const void *rec, size_t len
 			      en.eflags & KL_EN_CTR_KNOWN ? "true" : "false");
 		if (en.eflags & KL_EN_EXITED)
 			kl_buf_puts(b, ",\"exited\":true");
+		if (en.eflags & KL_EN_ENTERED)
+			kl_buf_puts(b, ",\"runtime_init\":true");
 		if (en.eflags & KL_EN_FD_RESOLVED)
 			kl_buf_printf(b, ",\"fd_kind\":\"%s\"", kl_fd_kind_name(en.fd_kind));
 		if (en.eflags & KL_EN_FD2_RESOLVED)

@@ -87,6 +87,7 @@ struct proc {
 	uint32_t nfds;          /* allocated slots */
 	uint64_t exit_ns;       /* 0 while alive */
 	bool stub;
+	bool entered;           /* a runtime's init put into a container, not exec'd since */
 	uint64_t ctr_cache_cg;  /* cgroup id the cached match was made for */
 	uint64_t ctr_cache_gen; /* table generation it was made in */
 	struct ctr *ctr_cache;  /* may be NULL: "on the host" is cached too */
@@ -613,6 +614,9 @@ static void proc_record(struct kl_enricher *e, const void *rec, size_t len)
 		p->pstart = kp.parent_start_ns;
 		p->uid = kp.ev.uid;
 		p->gid = kp.ev.gid;
+		/* born into another pid namespace, or the child of such a process before
+		 * it exec'd: still the runtime's image (runc/crun init) */
+		p->entered = (kp.ev.flags & KL_EV_NEW_PIDNS) || (parent && parent != p && parent->entered);
 		if (parent && parent != p) {
 			if (parent->exe)
 				set_str(&p->exe, parent->exe, strlen(parent->exe));
@@ -655,6 +659,8 @@ static void proc_record(struct kl_enricher *e, const void *rec, size_t len)
 		}
 		if (kl_field_find(KL_REC_PROC, rec, len, KL_F_CWD, &f))
 			set_str(&p->cwd, f.data, strnlen((const char *)f.data, f.len));
+		if (kp.kind == KL_PROC_EXEC)
+			p->entered = false;   /* the image the runtime was asked to run: the workload */
 		if (kp.kind == KL_PROC_EXEC)
 			for (uint32_t i = 0; i < p->nfds; i++)
 				if (p->fds[i].cloexec)
@@ -1010,6 +1016,8 @@ long kl_enricher_process(struct kl_enricher *e, uint16_t type, const void *rec, 
 	en.raw_len = (uint32_t)len;
 	if (p) {
 		en.eflags |= p->stub ? KL_EN_PROC_STUB : KL_EN_PROC_KNOWN;
+		if (p->entered)
+			en.eflags |= KL_EN_ENTERED;
 		if (p->exit_ns && type != KL_REC_PROC)
 			en.eflags |= KL_EN_EXITED;
 		en.parent_pid = p->ppid;

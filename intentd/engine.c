@@ -106,6 +106,7 @@ struct iproc {
 	uint64_t fork_seq, fork_ts, first_seq;
 	uint32_t children, execs;
 	bool inherited, memexec_done;
+	bool entered;                   /* latest event: KL_EN_ENTERED (a runtime's init) */
 	uint8_t *ctx;                   /* context TLV fields, verbatim from the latest event */
 	uint32_t ctx_len, ctx_cap;
 	struct fdslot *fds;
@@ -239,6 +240,8 @@ static void ib_emit(struct kl_intentd *e, struct ib *ib)
 
 static void ib_proc(struct ib *ib, const struct iproc *p)
 {
+	if (p->entered)
+		ib->in->iflags |= KL_IN_ENTERED;
 	ib->in->parent_pid = p->ppid;
 	ib->in->parent_start_ns = p->pstart;
 	ib->in->ctr_cgroup_id = p->ctr;
@@ -494,7 +497,7 @@ static void ofd_emit(struct kl_intentd *e, struct ofd *o, uint32_t why)
 		return;     /* nothing since the last window */
 	ib_start(e, &ib, kind, &p->ev, p->ctx, p->ctx_len);
 	ib_proc(&ib, p);
-	ib.in->iflags = o->iflags | why;
+	ib.in->iflags |= o->iflags | why;   /* ib_proc may have marked it already */
 	ib.in->first_seq = o->first_seq;
 	ib.in->last_seq = o->last_seq;
 	ib.in->count = o->count;
@@ -986,6 +989,8 @@ static void single(struct kl_intentd *e, struct iproc *p, const struct cur *c, c
 	ib->in->parent_start_ns = c->en->parent_start_ns;
 	ib->in->ctr_cgroup_id = c->en->ctr_cgroup_id;
 	ib_one(ib, &c->en->ev);
+	if (c->en->eflags & KL_EN_ENTERED)
+		ib->in->iflags |= KL_IN_ENTERED;
 	ib->in->op = (uint16_t)sc->nr;
 	ib->in->result = sc->ret < 0 ? sc->ret : 0;
 	if (c->en->ev.flags & KL_EV_BOOTSTRAP)
@@ -1632,6 +1637,8 @@ static void on_proc(struct kl_intentd *e, struct iproc *p, const struct cur *c)
 			proc_free(e, p);
 		}
 		ib_start(e, &ib, KL_INTENT_PROCESS_EXIT, ev, c->ctx, c->ctx_len);
+		if (c->en->eflags & KL_EN_ENTERED)
+			ib.in->iflags |= KL_IN_ENTERED;
 		ib.in->parent_pid = c->en->parent_pid;
 		ib.in->parent_start_ns = c->en->parent_start_ns;
 		ib.in->ctr_cgroup_id = c->en->ctr_cgroup_id;
@@ -1719,6 +1726,7 @@ int kl_intentd_process(struct kl_intentd *e, uint16_t type, const void *rec, siz
 			p->ppid = en.parent_pid;
 			p->pstart = en.parent_start_ns;
 			p->ctr = en.ctr_cgroup_id;
+			p->entered = (en.eflags & KL_EN_ENTERED) != 0;
 			proc_ctx(p, &c);
 		}
 	}

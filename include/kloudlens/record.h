@@ -85,6 +85,9 @@ _Static_assert(sizeof(struct kl_event) == 88, "kl_event layout is ABI");
 #define KL_EV_BOOTSTRAP (1u << 0)   /* synthesised from /proc at start */
 #define KL_EV_TRUNCATED (1u << 1)   /* some field in the tail was cut */
 #define KL_EV_SELF      (1u << 2)   /* the agent's own process */
+#define KL_EV_NEW_PIDNS (1u << 3)   /* FORK: the child was created in another pid namespace than
+				     * its parent's: a runtime putting a process into a container
+				     * (runc/crun init, runc exec, kubectl exec) */
 
 /*
  * Tail fields. Each is a kl_field header followed by len bytes, packed
@@ -302,6 +305,9 @@ _Static_assert(sizeof(struct kl_loss) == 104, "kl_loss layout is ABI");
 #define KL_EN_FD_RESOLVED (1u << 4)
 #define KL_EN_FD2_RESOLVED (1u << 5)
 #define KL_EN_EXITED      (1u << 6)  /* process already exited (late event, grace) */
+#define KL_EN_ENTERED     (1u << 7)  /* the process still runs the image of the runtime that put it
+				      * into its container (forked across pid namespaces, no exec
+				      * since): runtime setup, not the workload (docs/enricher.md) */
 
 enum kl_fd_kind {
 	KL_FD_UNKNOWN = 0,
@@ -369,6 +375,7 @@ enum kl_intent_kind {
 #define KL_IN_ASYNC      (1u << 8)  /* non-blocking connect (EINPROGRESS) */
 #define KL_IN_TIMEOUT    (1u << 9)  /* DNSQuery: no response in time */
 #define KL_IN_SHUTDOWN   (1u << 10) /* flushed at kl-intentd shutdown */
+#define KL_IN_ENTERED    (1u << 11) /* the process was a runtime's init entering a container (KL_EN_ENTERED) */
 
 /* decoded access flags (FileAccess) */
 #define KL_IA_READ      (1u << 0)

@@ -338,6 +338,45 @@ Test(baselined, attempts_are_reported_never_learned)
 	kl_buf_free(&c.out);
 }
 
+/*
+ * What a container runtime's init does while it puts a process into the
+ * container (runc exec, kubectl exec: KL_IN_ENTERED on the intents,
+ * KL_EN_ENTERED on the syscalls) is neither learned nor checked: every
+ * exec-in would otherwise deviate on the runtime's own setup.
+ */
+Test(baselined, runtime_init_is_neither_learned_nor_checked)
+{
+	struct cap c = { 0 };
+	struct bl_engine *e = trained(&c);
+	struct ev setup = { 0, KL_INTENT_FILE_ACCESS, KL_IN_ENTERED, KL_IA_READ, NULL, NULL,
+			    "/proc/sys/kernel/cap_last_cap", NULL, 0, 0 };
+	struct ev setup_exec = { 0, KL_INTENT_PROCESS_START, KL_IN_ENTERED, 0, "/usr/sbin/runc", "/usr/sbin/runc",
+				 NULL, NULL, 0, 0 };
+	struct ev cmd = { 0, KL_INTENT_PROCESS_START, 0, 0, "/usr/bin/nc", "/usr/sbin/runc", NULL, NULL, 0, 0 };
+	struct gen_rec r;
+	struct gen_ctx g = web;
+	uint64_t skipped = bl_engine_stats(e)->runtime_skipped;
+
+	feed_ev(e, &setup, 7200 * S);
+	feed_ev(e, &setup_exec, 7201 * S);
+	gen_syscall(&r, &g, ++seq, 7202 * S, 435 /* clone3: never seen */, 0);
+	((struct kl_enriched *)r.buf)->eflags |= KL_EN_ENTERED;
+	cr_assert_eq(bl_engine_feed(e, r.type, r.buf, r.len), 0);
+	cr_assert_eq(c.n, 0, "the runtime's setup is not the workload's behaviour");
+	cr_assert_eq(bl_engine_stats(e)->runtime_skipped, skipped + 3);
+	/* what it was asked to run is the workload: checked as usual */
+	feed_ev(e, &cmd, 7203 * S);
+	cr_assert_eq(c.n, 1);
+	cr_assert_eq(c.last.kind, KL_DEV_NEW_EXEC);
+	/* and the same syscall from the workload itself is a deviation */
+	gen_syscall(&r, &g, ++seq, 7204 * S, 435, 0);
+	cr_assert_eq(bl_engine_feed(e, r.type, r.buf, r.len), 0);
+	cr_assert_eq(c.n, 2);
+	cr_assert_eq(c.last.kind, KL_DEV_NEW_SYSCALL);
+	bl_engine_free(e);
+	kl_buf_free(&c.out);
+}
+
 Test(baselined, window_and_min_samples_promote_automatically)
 {
 	struct cap c = { 0 };

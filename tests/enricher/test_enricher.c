@@ -277,6 +277,52 @@ Test(golden, containers_by_cgroup_and_namespace)
 	finish(&s, "containers");
 }
 
+/*
+ * runc exec: runc (host) forks its init into the container's pid namespace
+ * (the fork record says so); until that init execs the command it was
+ * asked to run, what it does is the runtime's setup (KL_EN_ENTERED), and so
+ * is what a child forked before that exec does. The exec'd command is the
+ * workload again; so is everything forked inside the container.
+ */
+Test(engine, runtime_init_entering_a_container_until_its_exec)
+{
+	struct stream s;
+	struct rg_task runc = { .pid = 700, .ppid = 1, .start_ns = 10 * S, .cgroup_id = 1,
+				.mnt_ns = 4026531841u, .comm = "runc" };
+	struct rg_task init = { .pid = 710, .ppid = 700, .start_ns = 11 * S, .cgroup_id = 1,
+				.mnt_ns = 4026532000u, .comm = "runc:[2:INIT]" };
+	struct rg_task kid = { .pid = 720, .ppid = 710, .start_ns = 12 * S, .cgroup_id = 1,
+			       .mnt_ns = 4026532000u, .comm = "runc:[2:INIT]" };
+	struct rg_task shell_in = { .pid = 730, .ppid = 710, .start_ns = 14 * S, .cgroup_id = 1,
+				    .mnt_ns = 4026532000u, .comm = "sh" };
+
+	start(&s);
+	proc(&s, &runc, 10 * S, KL_PROC_EXEC, NULL, "/usr/sbin/runc", "runc\0exec", 9, "/");
+	cr_assert_null(json_object_get(s.last, "runtime_init"));
+	/* the init, born into the container's pid namespace */
+	size_t n = rg_proc(s.rec, sizeof(s.rec), &init, ++s.seq, 11 * S, KL_PROC_FORK, &runc, NULL, NULL, 0,
+			   NULL, 0);
+	((struct kl_proc *)s.rec)->ev.flags |= KL_EV_NEW_PIDNS;
+	feed(&s, KL_REC_PROC, n);
+	cr_assert(json_is_true(json_object_get(s.last, "runtime_init")));
+	sc(&s, &init, 11 * S + 1, (struct rg_sc){ .nr = 2, .ret = 3, .path = "/proc/self/fd" });
+	cr_assert(json_is_true(json_object_get(s.last, "runtime_init")), "its setup is the runtime's");
+	/* a child forked before the exec still runs the runtime's image */
+	proc(&s, &kid, 12 * S, KL_PROC_FORK, &init, NULL, NULL, 0, NULL);
+	cr_assert(json_is_true(json_object_get(s.last, "runtime_init")));
+	/* the exec of the command: the workload from here on */
+	proc(&s, &init, 13 * S, KL_PROC_EXEC, NULL, "/bin/busybox", "sh\0-c\0id", 11, "/");
+	cr_assert_null(json_object_get(s.last, "runtime_init"));
+	sc(&s, &init, 13 * S + 1, (struct rg_sc){ .nr = 2, .ret = 3, .path = "/etc/passwd" });
+	cr_assert_null(json_object_get(s.last, "runtime_init"));
+	/* forked inside the container (same pid namespace): not the runtime */
+	proc(&s, &shell_in, 14 * S, KL_PROC_FORK, &init, NULL, NULL, 0, NULL);
+	cr_assert_null(json_object_get(s.last, "runtime_init"));
+	json_decref(s.last);
+	kl_buf_free(&s.out);
+	kl_enricher_free(s.e);
+}
+
 Test(engine, tables_are_bounded)
 {
 	struct kl_enricher *e;

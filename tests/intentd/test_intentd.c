@@ -834,6 +834,38 @@ static int count_cb(void *ctx, const void *rec, size_t len)
 	return 0;
 }
 
+/* A runtime's init (forked into the container's pid namespace, not exec'd yet): its intents say so, until the exec. */
+Test(bounds, runtime_init_intents_are_marked_until_exec)
+{
+	struct stream s;
+	struct rg_task runc = { .pid = 700, .ppid = 1, .start_ns = 10 * S, .cgroup_id = 1, .comm = "runc" };
+	struct rg_task init = { .pid = 710, .ppid = 700, .start_ns = 11 * S, .cgroup_id = 1, .comm = "runc:[2:INIT]" };
+	size_t n;
+
+	start(&s);
+	proc(&s, &runc, 10 * S, KL_PROC_EXEC, NULL, "/usr/sbin/runc", "runc\0exec", 9, "/", 0);
+	n = rg_proc(s.rec, sizeof(s.rec), &init, ++s.seq, 11 * S, KL_PROC_FORK, &runc, NULL, NULL, 0, NULL, 0);
+	((struct kl_proc *)s.rec)->ev.flags |= KL_EV_NEW_PIDNS;
+	feed(&s, KL_REC_PROC, n);
+	sc(&s, &init, 11 * S + 1, "setns", (struct rg_sc){ .ret = 0, .args = { 5, 0x20000 } });
+	cr_assert_str_eq(STR(last(&s), "kind"), "NamespaceChange");
+	cr_assert(has(last(&s), "flags", "runtime_init"), "the runtime's setns");
+	sc(&s, &init, 11 * S + 2, "openat", (struct rg_sc){ .ret = 3, .path = "/proc/sys/kernel/cap_last_cap" });
+	sc(&s, &init, 11 * S + 3, "read", (struct rg_sc){ .ret = 3, .args = { 3 } });
+	sc(&s, &init, 11 * S + 4, "close", (struct rg_sc){ .ret = 0, .args = { 3 } });
+	cr_assert_str_eq(STR(last(&s), "kind"), "FileAccess");
+	cr_assert(has(last(&s), "flags", "runtime_init"), "a file the runtime read while setting up");
+	proc(&s, &init, 12 * S, KL_PROC_EXEC, NULL, "/bin/busybox", "id", 2, "/", 0);
+	cr_assert_str_eq(STR(last(&s), "kind"), "ProcessStart");
+	cr_assert_not(has(last(&s), "flags", "runtime_init"), "the command it runs is the workload");
+	sc(&s, &init, 12 * S + 1, "setns", (struct rg_sc){ .ret = 0, .args = { 5, 0x20000 } });
+	cr_assert_not(has(last(&s), "flags", "runtime_init"));
+	json_decref(s.all);
+	kl_buf_free(&s.out);
+	kl_intentd_free(s.id);
+	kl_enricher_free(s.en);
+}
+
 Test(bounds, caps_evict_and_count)
 {
 	struct kl_intentd_opts o = { .max_procs = 64, .max_open = 256, .max_fds_per_proc = 64, .max_dns_pending = 8 };
