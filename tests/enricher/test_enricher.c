@@ -311,7 +311,7 @@ Test(engine, runtime_init_entering_a_container_until_its_exec)
 	proc(&s, &kid, 12 * S, KL_PROC_FORK, &init, NULL, NULL, 0, NULL);
 	cr_assert(json_is_true(json_object_get(s.last, "runtime_init")));
 	/* the exec of the command: the workload from here on */
-	proc(&s, &init, 13 * S, KL_PROC_EXEC, NULL, "/bin/busybox", "sh\0-c\0id", 11, "/");
+	proc(&s, &init, 13 * S, KL_PROC_EXEC, NULL, "/bin/busybox", "sh\0-c\0id", 8, "/");
 	cr_assert_null(json_object_get(s.last, "runtime_init"));
 	sc(&s, &init, 13 * S + 1, (struct rg_sc){ .nr = 2, .ret = 3, .path = "/etc/passwd" });
 	cr_assert_null(json_object_get(s.last, "runtime_init"));
