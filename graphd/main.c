@@ -58,19 +58,38 @@ static int parse_u64(const char *s, uint64_t mul, uint64_t *out)
 	return 0;
 }
 
+/* kl_stage_setup's before_drop: the query socket, owned by the stage user */
+struct query_socket {
+	struct kl_graphd_rpc *x;
+	const char *url, *user;
+	struct kl_rpc_server *srv;
+};
+
+static int start_queries(void *ctx)
+{
+	struct query_socket *q = ctx;
+	int err;
+
+	if (!strcmp(q->url, "none"))
+		return 0;
+	err = kl_rpc_server_start(q->url, kl_graphd_rpc_defs, kl_graphd_rpc_ndefs, q->x, q->user, &q->srv);
+	if (err)
+		kl_log(C, "error", "query socket %s: %s", q->url, strerror(-err));
+	return err;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = NULL, *in = "enriched", *outname = "graph", *user = "kloudlens", *rpc_url = NULL;
 	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
 	struct kl_graphd_opts go = { 0 };
 	struct kl_graphd_rpc x = { .mu = PTHREAD_MUTEX_INITIALIZER };
-	struct kl_rpc_server *srv = NULL;
-	struct shm_ring *rin = NULL;
+	struct query_socket qs = { .x = &x };
+	struct kl_stage sg;
 	struct shm_consumer *c = NULL;
 	struct shm_stats *stats = NULL;
-	struct kl_stage_out out = { 0 };
 	double wait_s = 30;
-	char msg[512], url[512];
+	char url[512];
 	int opt, err, rc = 1;
 	uint64_t v;
 	static const struct option opts[] = {
@@ -122,53 +141,29 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	shm_set_log(kl_stage_shm_log, (void *)C);
-	kl_stage_signals();
-
-	err = kl_graphd_new(&go, kl_stage_emit, &out, &x.g);
-	if (err) {
-		kl_log(C, "error", "engine: %s", strerror(-err));
-		return 1;
-	}
-	err = kl_stage_open_input(dir, in, wait_s, &rin);
-	if (err) {
-		kl_log(C, "error", "open input ring %s/%s: %s", dir ? dir : SHM_DEFAULT_DIR, in, strerror(-err));
-		goto out;
-	}
-	err = kl_stage_out_create(&out, dir, outname, &ro, KL_REC_GRAPH);
-	if (err) {
-		kl_log(C, "error", "create output ring %s: %s", outname, strerror(-err));
-		goto out;
-	}
-	err = shm_stats_create(dir, C, 64, &stats);
-	if (err) {
-		kl_log(C, "error", "create stats area: %s", strerror(-err));
-		goto out;
-	}
 	if (!rpc_url)
 		kl_rpc_stage_url(url, sizeof(url), dir, C);
 	else
 		snprintf(url, sizeof(url), "%s", rpc_url);
-	/* before the privilege drop: the ipc socket file is handed to the stage user */
-	if (strcmp(url, "none")) {
-		err = kl_rpc_server_start(url, kl_graphd_rpc_defs, kl_graphd_rpc_ndefs, &x, user, &srv);
-		if (err) {
-			kl_log(C, "error", "query socket %s: %s", url, strerror(-err));
-			goto out;
-		}
-	}
-	err = kl_drop_privileges(user, msg, sizeof(msg));
-	if (!err && msg[0])
-		kl_log(C, "warn", "%s", msg);
+	qs.url = url;
+	qs.user = user;
+	err = kl_graphd_new(&go, kl_stage_emit, &sg.out, &x.g);
 	if (err) {
-		kl_log(C, "error", "drop privileges to %s: %s", user, strerror(-err));
-		goto out;
+		kl_log(C, "error", "engine: %s", strerror(-err));
+		return 1;
 	}
-	err = shm_consumer_attach(rin, C, SHM_REQUIRED, &c);
-	if (err) {
-		kl_log(C, "error", "attach to ring %s: %s", in, strerror(-err));
-		goto out;
+	struct kl_stage_spec spec = {
+		.component = C, .dir = dir, .user = user, .wait_s = wait_s,
+		.inputs = { in }, .output = outname, .out_type = KL_REC_GRAPH, .ro = ro,
+		.before_drop = start_queries, .ctx = &qs,
+	};
+	if (kl_stage_setup(&spec, &sg)) {
+		kl_rpc_server_stop(qs.srv);
+		kl_graphd_free(x.g);
+		return 1;
 	}
+	c = sg.cons[0];
+	stats = sg.stats;
 
 	uint64_t *m_events = shm_stats_metric(stats, "kloudlens_graphd_events_total", NULL,
 					      "Enriched records consumed", SHM_COUNTER);
@@ -205,7 +200,6 @@ int main(int argc, char **argv)
 	uint64_t *m_emit_err = shm_stats_metric(stats, "kloudlens_graphd_emit_errors_total", NULL,
 						"Graph records that could not be written to the ring", SHM_COUNTER);
 
-	kl_stage_interrupt_on(c);
 	kl_log(C, "info", "running: %s -> %s, queries on %s, as uid %d", in, outname, url, (int)getuid());
 
 	struct shm_rec recs[BATCH];
@@ -244,9 +238,9 @@ int main(int argc, char **argv)
 		struct kl_graphd_stats st;
 		kl_graphd_stats(x.g, &st);
 		pthread_mutex_unlock(&x.mu);
-		kl_stage_out_publish(&out);
+		kl_stage_out_publish(&sg.out);
 		shm_consumer_release(c);
-		if (out.err == -EPIPE)
+		if (sg.out.err == -EPIPE)
 			break;
 		shm_stats_set(m_events, st.events);
 		shm_stats_set(m_invalid, st.invalid);
@@ -270,16 +264,11 @@ int main(int argc, char **argv)
 	pthread_mutex_lock(&x.mu);
 	kl_graphd_flush(x.g);
 	pthread_mutex_unlock(&x.mu);
-	kl_stage_out_publish(&out);
 	rc = 0;
 	kl_log(C, "info", "stopped");
-out:
-	kl_stage_interrupt_on(NULL);
-	kl_rpc_server_stop(srv);
-	shm_consumer_detach(c);
-	kl_stage_out_close(&out);
-	shm_ring_close(rin);
-	shm_stats_close(stats);
+	/* queries stop first: they read the engine the teardown is about to free */
+	kl_rpc_server_stop(qs.srv);
+	kl_stage_teardown(&sg);
 	kl_gq_result_free(&x.res);
 	kl_graphd_free(x.g);
 	return rc;
