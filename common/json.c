@@ -507,7 +507,7 @@ static void put_graph(struct kl_buf *b, const struct kl_graph *g)
 	};
 	static const char *const gflags[] = { "new", "cross_container", "matched", "loopback", "pipe",
 					       "socketpair", "unix", "failed", "session_exec",
-					       "session_container", "session_setsid" };
+					       "session_container", "session_setsid", "runtime" };
 
 	kl_buf_printf(b, ",\"op\":\"%s\"", g->op < 5 ? ops[g->op] : "unknown");
 	if (g->op == KL_GOP_EDGE)

@@ -120,6 +120,7 @@ struct connect_slot { uint64_t proc; uint64_t ts; uint64_t seq; uint32_t net_ns;
 struct writer_slot { uint64_t key; uint64_t proc; uint64_t ctr; uint64_t ts; };
 
 struct kl_graphd {
+	bool cur_runtime;            /* the record being processed is a runtime init's (KL_EN_ENTERED) */
 	struct kl_graphd_opts o;
 	kl_graph_emit_fn emit;
 	void *ctx;
@@ -879,9 +880,13 @@ found:
 				g->sess[t->sess].cross = 1;
 		}
 	}
+	if (g->cur_runtime)
+		flags |= KL_GF_RUNTIME;
 	x->flags |= flags;
 	if (!(flags & KL_GF_FAILED))
 		x->flags &= ~(uint32_t)KL_GF_FAILED;   /* one success makes it a fact */
+	if (!(flags & KL_GF_RUNTIME))
+		x->flags &= ~(uint32_t)KL_GF_RUNTIME;  /* once the workload does it, it is the workload's */
 	if (!x->arg)
 		x->arg = arg;
 	x->count++;
@@ -1604,7 +1609,9 @@ int kl_graphd_process(struct kl_graphd *g, uint16_t type, const void *rec, size_
 		return -EBADMSG;
 	}
 	memcpy(&en, rec, sizeof(en));
+	g->cur_runtime = false;    /* what the clock sets off is nobody's setup */
 	advance(g, en.ev.ts_ns);
+	g->cur_runtime = (en.eflags & KL_EN_ENTERED) != 0;
 	switch (rt) {
 	case KL_REC_SYSCALL:
 		on_syscall(g, &en, rec, len, raw, rl);
@@ -1623,6 +1630,7 @@ int kl_graphd_process(struct kl_graphd *g, uint16_t type, const void *rec, size_
 
 int kl_graphd_tick(struct kl_graphd *g, uint64_t now_ns)
 {
+	g->cur_runtime = false;
 	g->emitted = 0;
 	advance(g, now_ns);
 	return g->emitted;

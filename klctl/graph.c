@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include <kloudlens/record.h>
+
 #include "client.h"
 #include "graph.h"
 #include "kloudlens.pb-c.h"
@@ -215,9 +217,13 @@ static void node_text(const Node *n, char *buf, size_t len)
 		snprintf(buf, len, "%s", n->label);
 }
 
+/* --all: list the container runtime's setup edges instead of counting them */
+static bool show_runtime;
+
 static void tree(const Snap *g, const Node *n, const char *sid, int depth, int *budget)
 {
 	char t[600], o[600], ctr[64] = "";
+	unsigned runtime = 0;
 
 	if (--*budget < 0 || depth > 64)
 		return;
@@ -239,6 +245,10 @@ static void tree(const Snap *g, const Node *n, const char *sid, int depth, int *
 		if (e->kind == KLOUDLENS__V1__GRAPH_EDGE__KIND__EXEC) {
 			continue;   /* the image change shows in the label */
 		}
+		if ((e->flags & KL_GF_RUNTIME) && !show_runtime) {
+			runtime++;   /* the container runtime's own setup: folded into one line */
+			continue;
+		}
 		node_text(other, o, sizeof(o));
 		ctr[0] = 0;
 		if (e->cross_container)
@@ -247,6 +257,9 @@ static void tree(const Snap *g, const Node *n, const char *sid, int depth, int *
 		printf("%*s%s %-12s %s %s  x%" PRIu64 "%s\n", depth * 2 + (depth ? 3 : 0), "", "·", edge_kind(e->kind),
 		       out ? "->" : "<-", o, e->count, ctr);
 	}
+	if (runtime)
+		printf("%*s· %u edge%s of the container runtime's setup before its exec (--all shows them)\n",
+		       depth * 2 + (depth ? 3 : 0), "", runtime, runtime == 1 ? "" : "s");
 	for (size_t i = 0; i < g->n_edges; i++) {
 		const Edge *e = g->edges[i];
 		const Node *c;
@@ -427,6 +440,8 @@ int klctl_graph(int argc, char **argv, const char *admin_url, bool json)
 			dot = true;
 		else if (!strcmp(argv[i], "--tree"))
 			json = false;   /* the tree even when stdout is not a terminal */
+		else if (!strcmp(argv[i], "--all"))
+			show_runtime = true;
 		else if (!strcmp(argv[i], "--json"))
 			json = true;
 		else if (!strcmp(argv[i], "--reach"))
@@ -503,7 +518,7 @@ int klctl_graph(int argc, char **argv, const char *admin_url, bool json)
 	kloudlens__v1__graph_snapshot__free_unpacked(g, NULL);
 	return 0;
 usage:
-	fprintf(stderr, "usage: klctl graph SESSION [--tree|--dot|--json] [--reach [--depth N]] [--max-edges N]\n"
+	fprintf(stderr, "usage: klctl graph SESSION [--tree|--dot|--json] [--all] [--reach [--depth N]] [--max-edges N]\n"
 			"       klctl graph --lineage PID[:START_NS] [--depth N]\n"
 			"       klctl graph --file PATH [--container C]\n");
 	return 2;

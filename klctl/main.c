@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		"  get events|intents|deviations|raw|graph [--follow] [--since SEQ]\n"
 		"  status | caps | diagnose | config | snapshot\n"
 		"  sessions [--namespace N] [--pod P] [--container C] [--open|--closed] [--limit N]\n"
-		"  graph SESSION [--tree|--dot] [--reach [--depth N]] [--max-edges N]\n"
+		"  graph SESSION [--tree|--dot] [--all] [--reach [--depth N]] [--max-edges N]\n"
 		"  graph --lineage PID[:START_NS] | --file PATH [--container C]\n"
 		"  baseline list [WORKLOAD] | profiles | show PROFILE_ID | show --workload W\n"
 		"  baseline reset|promote|activate [WORKLOAD] [--profile ID]\n");

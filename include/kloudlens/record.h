@@ -472,6 +472,8 @@ enum kl_graph_edge_kind {       /* == GraphEdge.Kind; 3..7 are the proto's older
 #define KL_GF_SESSION_EXEC (1u << 8)  /* SESSION_*: entered a container from outside (runc exec) */
 #define KL_GF_SESSION_CTR  (1u << 9)  /* SESSION_*: a container's init */
 #define KL_GF_SESSION_SETSID (1u << 10) /* SESSION_*: a setsid leader on the host */
+#define KL_GF_RUNTIME      (1u << 11) /* every event behind it came from a container runtime's init
+					 * setting the container up (KL_EN_ENTERED): not the workload */
 
 struct kl_graph {
 	struct kl_event ev;         /* the from process (pid, start_ns, cgroup, comm, uid, ns...);

@@ -377,6 +377,48 @@ Test(graphd, exec_in_session)
 	finish(&s, "exec_in");
 }
 
+/*
+ * The runtime's init setting a container up (KL_EN_ENTERED: forked into the
+ * container's pid namespace, not exec'd yet) makes edges marked "runtime";
+ * once the workload makes the same edge it is the workload's.
+ */
+Test(graphd, runtime_setup_edges_are_marked)
+{
+	struct stream s;
+	struct rg_task init = in_ctr(&C1, C1.init_pid, RUNC.pid, 10 * S, "runc:[2:INIT]");
+	size_t n;
+
+	start(&s);
+	host_runc(&s);
+	ctr(&s, 10 * S, &C1);
+	n = rg_proc(s.rec, sizeof(s.rec), &init, ++s.seq, 10 * S + 1, KL_PROC_FORK, &RUNC, NULL, NULL, 0, "/", 0);
+	((struct kl_proc *)s.rec)->ev.flags |= KL_EV_NEW_PIDNS;
+	feed(&s, KL_REC_PROC, n);
+	sc(&s, &init, 10 * S + 2, "openat", (struct rg_sc){ .args = { (uint64_t)-100, 0, O_RDONLY }, .ret = 3,
+							  .path = "/proc/self/mountinfo" });
+	json_t *e = edge(&s, "FILE_READ", C1.init_pid, 0, "/proc/self/mountinfo");
+	cr_assert_not_null(e);
+	cr_assert(has_flag(e, "runtime"), "the runtime's setup");
+	proc(&s, &init, 10 * S + 3, KL_PROC_EXEC, &RUNC, "/bin/sh");
+	sc(&s, &init, 10 * S + 4, "openat", (struct rg_sc){ .args = { (uint64_t)-100, 0, O_RDONLY }, .ret = 4,
+							  .path = "/etc/passwd" });
+	e = edge(&s, "FILE_READ", C1.init_pid, 0, "/etc/passwd");
+	cr_assert_not_null(e);
+	cr_assert_not(has_flag(e, "runtime"), "the workload's own read");
+	/* the workload reading what the runtime read: the edge becomes the workload's */
+	sc(&s, &init, 10 * S + 5, "openat", (struct rg_sc){ .args = { (uint64_t)-100, 0, O_RDONLY }, .ret = 5,
+							  .path = "/proc/self/mountinfo" });
+	kl_graphd_flush(s.g);   /* held-back updates out */
+	e = edge(&s, "FILE_READ", C1.init_pid, 0, "/proc/self/mountinfo");
+	cr_assert_not_null(e);
+	cr_assert_not(has_flag(e, "runtime"), "read by the workload too: no longer only the runtime's");
+	json_decref(s.all);
+	kl_buf_free(&s.out);
+	kl_gq_result_free(&s.r);
+	kl_graphd_free(s.g);
+	kl_enricher_free(s.en);
+}
+
 Test(graphd, shared_volume)
 {
 	struct stream s;
