@@ -26,6 +26,7 @@
 #include <kloudlens/recutil.h>
 #include <kloudlens/shm.h>
 
+#include "../common/livetest.h"
 #include "../common/stagetest.h"
 #include "../exporter/helpers.h"
 
@@ -39,19 +40,6 @@
 
 static char dir[128], ctr_id[64], ns[64];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void setup(void)
 {
 	st_dir_setup(dir, sizeof(dir), "kl-bl-live");
@@ -63,7 +51,7 @@ static void setup(void)
 static void teardown(void)
 {
 	/* the container first, while the daemons that watch it still run */
-	sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
+	lt_sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
 	st_dir_teardown(dir);
 }
 
@@ -126,12 +114,6 @@ static void wait_consumer(const char *rings, const char *ring, const char *name)
 	cr_assert_fail("%s never attached to ring %s", name, ring);
 }
 
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* Run klctl with @args; its stdout lines parsed as JSON into an array. */
 static json_t *klctl_json(const char *admin, const char *args, int *rc)
 {
@@ -166,7 +148,7 @@ static json_t *read_deviations(const char *path, const char *key, int *others)
 		json_t *j = json_loads(line, 0, NULL);
 		if (!j)
 			continue;
-		if (!strcmp(jstr(j, "type"), "deviation") && !strcmp(jstr(j, "workload"), key))
+		if (!strcmp(lt_jstr(j, "type"), "deviation") && !strcmp(lt_jstr(j, "workload"), key))
 			json_array_append_new(a, j);
 		else {
 			(*others)++;    /* other containers on this node, learned on their own */
@@ -183,7 +165,7 @@ static json_t *find_dev(json_t *devs, const char *kind, const char *item)
 	json_t *d;
 
 	json_array_foreach(devs, i, d)
-		if (!strcmp(jstr(d, "kind"), kind) && !strcmp(jstr(d, "path"), item))
+		if (!strcmp(lt_jstr(d, "kind"), kind) && !strcmp(lt_jstr(d, "path"), item))
 			return d;
 	return NULL;
 }
@@ -200,7 +182,7 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 	bool required = live_required();
 	uint64_t t_start = now_ms();
 
-	if (geteuid() != 0 || sh("command -v runc >/dev/null && command -v jq >/dev/null") != 0) {
+	if (geteuid() != 0 || lt_sh("command -v runc >/dev/null && command -v jq >/dev/null") != 0) {
 		if (required)
 			cr_assert_fail("live test needs root, runc and jq");
 		cr_skip_test("needs root, runc and jq");
@@ -254,7 +236,7 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 	pid_t stream = spawn_to(sargv, devout, deverr);
 
 	/* the container: a loop over a known command and a known file */
-	cr_assert_eq(sh("set -e; B=%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
+	cr_assert_eq(lt_sh("set -e; B=%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
 			"$B/rootfs/tmp $B/rootfs/etc $B/rootfs/usr/local/bin; cp /bin/busybox $B/rootfs/bin/; "
 			"for a in sh cat sleep; do ln -s busybox $B/rootfs/bin/$a; done; "
 			"cp /bin/busybox $B/rootfs" NEW_EXE "; echo data > $B/rootfs/etc/kl-data; "
@@ -266,7 +248,7 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 			"\"io.kubernetes.cri.sandbox-namespace\":\"%s\",\"io.kubernetes.cri.sandbox-uid\":\"uid-%s\","
 			"\"io.kubernetes.cri.image-name\":\"" IMAGE "\"}' config.json > c.json; mv c.json config.json",
 			bundle, ns, ns), 0);
-	int rc = sh("cd %s && runc run -d %s </dev/null >%s/run.out 2>%s/run.err", bundle, ctr_id, dir, dir);
+	int rc = lt_sh("cd %s && runc run -d %s </dev/null >%s/run.out 2>%s/run.err", bundle, ctr_id, dir, dir);
 	if (rc != 0) {
 		if (required)
 			cr_assert_fail("runc run -d: exit %d (see %s/run.err)", rc, dir);
@@ -286,10 +268,10 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 		size_t i;
 		json_t *w;
 		json_array_foreach(ws, i, w) {
-			if (strcmp(jstr(w, "workload"), key))
+			if (strcmp(lt_jstr(w, "workload"), key))
 				continue;
-			if (!strcmp(jstr(w, "state"), "active")) {
-				snprintf(prof_id, sizeof(prof_id), "%s", jstr(w, "profile_id"));
+			if (!strcmp(lt_jstr(w, "state"), "active")) {
+				snprintf(prof_id, sizeof(prof_id), "%s", lt_jstr(w, "profile_id"));
 				samples = json_integer_value(json_object_get(w, "samples"));
 			}
 		}
@@ -309,14 +291,14 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 	cr_assert_eq(krc, 0);
 	cr_assert_eq(json_array_size(doc), 1, "klctl baseline show printed %zu documents", json_array_size(doc));
 	json_t *wl0 = json_array_get(json_object_get(json_array_get(doc, 0), "workloads"), 0);
-	cr_assert_str_eq(jstr(json_object_get(wl0, "baseline"), "key"), key);
+	cr_assert_str_eq(lt_jstr(json_object_get(wl0, "baseline"), "key"), key);
 	json_decref(doc);
 	json_t *pl = klctl_json(admin, "baseline profiles", &krc);
 	bool listed = false;
 	size_t i;
 	json_t *p;
 	json_array_foreach(pl, i, p)
-		listed |= !strcmp(jstr(p, "profile_id"), prof_id) && !strcmp(jstr(p, "workload"), key);
+		listed |= !strcmp(lt_jstr(p, "profile_id"), prof_id) && !strcmp(lt_jstr(p, "workload"), key);
 	json_decref(pl);
 	cr_assert(listed, "klctl baseline profiles does not list %s", prof_id);
 
@@ -332,7 +314,7 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 
 	/* something new through runc exec */
 	uint64_t t_exec = now_ms();
-	rc = sh("runc exec %s " NEW_EXE " cat " NEW_FILE " >%s/exec.out 2>%s/exec.err", ctr_id, dir, dir);
+	rc = lt_sh("runc exec %s " NEW_EXE " cat " NEW_FILE " >%s/exec.out 2>%s/exec.err", ctr_id, dir, dir);
 	cr_assert_eq(rc, 0, "runc exec: exit %d (see %s/exec.err)", rc, dir);
 
 	json_t *ex = NULL, *fl = NULL;
@@ -358,21 +340,21 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 	json_t *d;
 	json_array_foreach(devs, i, d) {
 		json_t *proc = json_object_get(d, "process");
-		const char *comm = jstr(proc, "comm");
+		const char *comm = lt_jstr(proc, "comm");
 		/* only the exec'd command: never the loop, and never runc's init setting the
 		 * exec up (its records are marked runtime_init and neither learned nor checked) */
 		cr_assert_str_eq(comm, NEW_COMM, "deviation not caused by the exec'd command (comm %s): %s", comm,
 				 all);
-		cr_assert_str_eq(jstr(d, "profile_id"), prof_id);
-		cr_assert_str_eq(jstr(d, "namespace"), ns);
-		cr_assert_str_eq(jstr(d, "pod"), POD);
-		cr_assert_str_eq(jstr(d, "container_name"), CTR);
-		cr_assert_str_eq(jstr(d, "container"), ctr_id);
+		cr_assert_str_eq(lt_jstr(d, "profile_id"), prof_id);
+		cr_assert_str_eq(lt_jstr(d, "namespace"), ns);
+		cr_assert_str_eq(lt_jstr(d, "pod"), POD);
+		cr_assert_str_eq(lt_jstr(d, "container_name"), CTR);
+		cr_assert_str_eq(lt_jstr(d, "container"), ctr_id);
 	}
-	cr_assert_str_eq(jstr(ex, "severity"), "HIGH", "%s", all);
-	cr_assert_str_eq(jstr(json_object_get(ex, "process"), "exe"), NEW_EXE, "%s", all);
+	cr_assert_str_eq(lt_jstr(ex, "severity"), "HIGH", "%s", all);
+	cr_assert_str_eq(lt_jstr(json_object_get(ex, "process"), "exe"), NEW_EXE, "%s", all);
 	cr_assert_eq(json_integer_value(json_object_get(ex, "occurrences")), 1);
-	cr_assert_str_eq(jstr(json_object_get(fl, "process"), "comm"), NEW_COMM, "%s", all);
+	cr_assert_str_eq(lt_jstr(json_object_get(fl, "process"), "comm"), NEW_COMM, "%s", all);
 	fprintf(stderr, "deviations of %s after runc exec: %s\n", key, all);
 	free(all);
 	json_decref(devs);
@@ -381,7 +363,7 @@ Test(baselined_live, learn_promote_then_runc_exec_deviates)
 	json_t *ws = klctl_json(admin, "baseline list", &krc);
 	cr_assert_eq(krc, 0);
 	json_array_foreach(ws, i, p)
-		if (!strcmp(jstr(p, "workload"), key))
+		if (!strcmp(lt_jstr(p, "workload"), key))
 			cr_assert_geq(json_integer_value(json_object_get(p, "deviations")), 2);
 	json_decref(ws);
 

@@ -15,6 +15,7 @@
 
 #include <kloudlens/recutil.h>
 
+#include "../common/golden.h"
 #include "../common/rawgen.h"
 #include "enrich.h"
 
@@ -68,34 +69,7 @@ static void start(struct stream *s)
 
 static void finish(struct stream *s, const char *name)
 {
-	char path[512];
-	const char *src = getenv("KLOUDLENS_SOURCE_ROOT");
-
-	snprintf(path, sizeof(path), "%s/tests/enricher/golden/%s.jsonl", src ? src : ".", name);
-	if (getenv("KL_UPDATE_GOLDEN")) {
-		FILE *f = fopen(path, "w");
-		cr_assert_not_null(f);
-		fwrite(s->out.p, 1, s->out.len, f);
-		fclose(f);
-	} else {
-		FILE *f = fopen(path, "r");
-		cr_assert_not_null(f, "missing golden file %s (KL_UPDATE_GOLDEN=1 writes it)", path);
-		char *want = malloc(1 << 20);
-		size_t n = fread(want, 1, (1 << 20) - 1, f);
-		want[n] = 0;
-		fclose(f);
-		/* report the first differing line, not a wall of text */
-		if (n != s->out.len || memcmp(want, s->out.p, n)) {
-			size_t line = 1, i = 0;
-			while (i < n && i < s->out.len && want[i] == s->out.p[i]) {
-				if (want[i] == '\n')
-					line++;
-				i++;
-			}
-			cr_assert_fail("%s: output differs from golden at line %zu", name, line);
-		}
-		free(want);
-	}
+	golden_check("enricher", name, s->out.p, s->out.len);
 	json_decref(s->last);
 	kl_buf_free(&s->out);
 	kl_enricher_free(s->e);

@@ -20,20 +20,10 @@
 #include <kloudlens/recutil.h>
 #include <kloudlens/shm.h>
 
+#include "../common/livetest.h"
+
 static char dir[128], ctr_id[64];
 static pid_t collector = -1, enricher = -1;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void stop(pid_t *p)
 {
@@ -57,10 +47,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
+	lt_sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
 	stop(&enricher);
 	stop(&collector);
-	sh("rm -rf '%s'", dir);
+	lt_sh("rm -rf '%s'", dir);
 }
 
 TestSuite(enricher_live, .init = setup, .fini = teardown, .timeout = 120);
@@ -104,7 +94,7 @@ Test(enricher_live, runc_container_events_carry_pod_and_fd_paths)
 {
 	char rings[200], ready[200], bundle[200];
 
-	if (geteuid() != 0 || sh("command -v runc >/dev/null") != 0) {
+	if (geteuid() != 0 || lt_sh("command -v runc >/dev/null") != 0) {
 		if (live_required())
 			cr_assert_fail("live test needs root and runc");
 		cr_skip_test("needs root and runc");
@@ -132,7 +122,7 @@ Test(enricher_live, runc_container_events_carry_pod_and_fd_paths)
 	cr_assert_eq(shm_consumer_attach(en, "live-test", SHM_REQUIRED, &c), 0);
 
 	/* A busybox-static bundle with the CRI annotations kubelet would set. */
-	cr_assert_eq(sh("set -e; B=%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
+	cr_assert_eq(lt_sh("set -e; B=%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
 			"$B/rootfs/tmp $B/rootfs/etc; cp /bin/busybox $B/rootfs/bin/; "
 			"for a in sh cat echo; do ln -s busybox $B/rootfs/bin/$a; done; "
 			"echo kl-live-host > $B/rootfs/etc/hostname; cd $B; runc spec; "
@@ -145,7 +135,7 @@ Test(enricher_live, runc_container_events_carry_pod_and_fd_paths)
 			"\"io.kubernetes.cri.image-name\":\"docker.io/library/busybox:1.35\","
 			"\"io.kubernetes.cri.container-type\":\"container\"}' config.json > c.json; mv c.json config.json",
 			bundle), 0);
-	int rc = sh("cd %s && runc run %s </dev/null >/dev/null 2>%s/run.err", bundle, ctr_id, dir);
+	int rc = lt_sh("cd %s && runc run %s </dev/null >/dev/null 2>%s/run.err", bundle, ctr_id, dir);
 	cr_assert_eq(rc, 3, "runc run: exit %d (see %s/run.err)", rc, dir);
 
 	bool start = false, open_ok = false, read_ok = false, write_ok = false, stop_seen = false;

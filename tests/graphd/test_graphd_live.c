@@ -26,6 +26,7 @@
 #include <kloudlens/recutil.h>
 #include <kloudlens/shm.h>
 
+#include "../common/livetest.h"
 #include "client.h"
 #include "kloudlens.pb-c.h"
 #include "rpcsrv.h"
@@ -34,18 +35,6 @@
 static char dir[128], tag[32];
 static pid_t procs[NPROCS] = { -1, -1, -1 };
 static const char *const ctrs[] = { "warm", "pipe", "bg", "wr", "rd", "srv", "cli" };
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void setup(void)
 {
@@ -58,7 +47,7 @@ static void setup(void)
 static void teardown(void)
 {
 	for (size_t i = 0; i < sizeof(ctrs) / sizeof(ctrs[0]); i++)
-		sh("runc delete -f %s-%s >/dev/null 2>&1", tag, ctrs[i]);
+		lt_sh("runc delete -f %s-%s >/dev/null 2>&1", tag, ctrs[i]);
 	for (int i = NPROCS - 1; i >= 0; i--) {
 		if (procs[i] <= 0)
 			continue;
@@ -69,20 +58,10 @@ static void teardown(void)
 		waitpid(procs[i], NULL, 0);
 		procs[i] = -1;
 	}
-	sh("rm -rf '%s'", dir);
+	lt_sh("rm -rf '%s'", dir);
 }
 
 TestSuite(graphd_live, .init = setup, .fini = teardown, .timeout = 200);
-
-static const char *path_in_build(const char *rel)
-{
-	static char p[4][512];
-	static int i;
-	const char *b = getenv("KLOUDLENS_BUILD_ROOT");
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", b ? b : "build", rel);
-	return p[i];
-}
 
 static pid_t spawn(char *const argv[])
 {
@@ -102,7 +81,7 @@ static pid_t spawn(char *const argv[])
  */
 static void bundle(const char *name, const char *args, bool hostnet, bool shared)
 {
-	cr_assert_eq(sh("set -e; B=%s/b-%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
+	cr_assert_eq(lt_sh("set -e; B=%s/b-%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
 			"$B/rootfs/tmp $B/rootfs/etc $B/rootfs/shared; cp /bin/busybox $B/rootfs/bin/; "
 			"for a in sh cat wc echo sleep nc ls; do ln -sf busybox $B/rootfs/bin/$a; done; "
 			"echo 'one\ntwo\nthree' > $B/rootfs/etc/f; cd $B; runc spec; "
@@ -117,18 +96,18 @@ static void bundle(const char *name, const char *args, bool hostnet, bool shared
 				 "\"options\":[\"rbind\",\"rw\"]}]" : "",
 			name, name), 0);
 	if (shared)
-		cr_assert_eq(sh("sed -i 's|SHARED|%s/shared|' %s/b-%s/config.json", dir, dir, name), 0);
+		cr_assert_eq(lt_sh("sed -i 's|SHARED|%s/shared|' %s/b-%s/config.json", dir, dir, name), 0);
 }
 
 static int run_fg(const char *name)
 {
-	return sh("cd %s/b-%s && runc run %s-%s </dev/null >%s/%s.out 2>%s/%s.err", dir, name, tag, name, dir, name,
+	return lt_sh("cd %s/b-%s && runc run %s-%s </dev/null >%s/%s.out 2>%s/%s.err", dir, name, tag, name, dir, name,
 		  dir, name);
 }
 
 static void run_bg(const char *name)
 {
-	cr_assert_eq(sh("cd %s/b-%s && runc run -d %s-%s </dev/null >%s/%s.out 2>%s/%s.err", dir, name, tag, name, dir,
+	cr_assert_eq(lt_sh("cd %s/b-%s && runc run -d %s-%s </dev/null >%s/%s.out 2>%s/%s.err", dir, name, tag, name, dir,
 			name, dir, name), 0, "runc run -d %s", name);
 }
 
@@ -160,12 +139,6 @@ static void drain(int ms)
 	kl_buf_free(&b);
 }
 
-static const char *js(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static bool flag(json_t *o, const char *w)
 {
 	json_t *v;
@@ -187,13 +160,13 @@ static json_t *find_edge(const char *kind, const char *from_pod, const char *to_
 	snprintf(fp, sizeof(fp), "graph/%s-pod", from_pod ? from_pod : "");
 	snprintf(tp, sizeof(tp), "%s", to_pod ? to_pod : "");
 	json_array_foreach(recs, i, j) {
-		if (strcmp(js(j, "op"), "edge") || strcmp(js(j, "kind"), kind))
+		if (strcmp(lt_jstr(j, "op"), "edge") || strcmp(lt_jstr(j, "kind"), kind))
 			continue;
-		if (from_pod && strcmp(js(j, "graph_pod"), fp))
+		if (from_pod && strcmp(lt_jstr(j, "graph_pod"), fp))
 			continue;
-		if (to_label_sub && !strstr(js(j, "graph_to"), to_label_sub))
+		if (to_label_sub && !strstr(lt_jstr(j, "graph_to"), to_label_sub))
 			continue;
-		if (from_comm && strcmp(js(j, "comm"), from_comm))
+		if (from_comm && strcmp(lt_jstr(j, "comm"), from_comm))
 			continue;
 		if (to_pod && !json_integer_value(json_object_get(j, "to_ctr_cgroup_id")))
 			continue;
@@ -215,7 +188,7 @@ static void dump(const char *why)
 		free(s);
 	}
 	fclose(f);
-	sh("cp %s /tmp/kl-graph-live-last.jsonl", p);
+	lt_sh("cp %s /tmp/kl-graph-live-last.jsonl", p);
 	cr_log_error("%s (graph records in /tmp/kl-graph-live-last.jsonl)", why);
 }
 
@@ -227,16 +200,16 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 	const char *v = getenv("KLOUDLENS_REQUIRE_LIVE");
 	bool required = v && *v && strcmp(v, "0") != 0;
 
-	if (geteuid() != 0 || sh("command -v runc >/dev/null && command -v jq >/dev/null") != 0) {
+	if (geteuid() != 0 || lt_sh("command -v runc >/dev/null && command -v jq >/dev/null") != 0) {
 		if (required)
 			cr_assert_fail("live test needs root, runc and jq");
 		cr_skip_test("needs root, runc and jq");
 	}
 	snprintf(rings, sizeof(rings), "%s/rings", dir);
 	snprintf(ready, sizeof(ready), "%s/ready", dir);
-	cr_assert_eq(sh("mkdir -p %s/shared && chmod 0777 %s/shared", dir, dir), 0);
+	cr_assert_eq(lt_sh("mkdir -p %s/shared && chmod 0777 %s/shared", dir, dir), 0);
 
-	char *cargv[] = { (char *)path_in_build("collector/kl-collector"), "--dir", rings, "--capacity",
+	char *cargv[] = { (char *)lt_bpath("collector/kl-collector"), "--dir", rings, "--capacity",
 			  "33554432", "--ready", ready, NULL };
 	procs[0] = spawn(cargv);
 	for (int i = 0; i < 300 && access(ready, F_OK) != 0; i++) {
@@ -249,10 +222,10 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 		usleep(50000);
 	}
 	cr_assert_eq(access(ready, F_OK), 0, "kl-collector did not attach");
-	char *eargv[] = { (char *)path_in_build("enricher/kl-enricher"), "--dir", rings, "--capacity", "33554432",
+	char *eargv[] = { (char *)lt_bpath("enricher/kl-enricher"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", NULL };
 	procs[1] = spawn(eargv);
-	char *gargv[] = { (char *)path_in_build("graphd/kl-graphd"), "--dir", rings, "--capacity", "33554432",
+	char *gargv[] = { (char *)lt_bpath("graphd/kl-graphd"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", "--grace-ms", "1000", "--retention-s", "6", "--update-ms", "200", NULL };
 	procs[2] = spawn(gargv);
 	struct shm_ring *gr = NULL;
@@ -279,12 +252,12 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 	bool warm = false;
 	for (int k = 0; k < 5 && !warm; k++) {
 		cr_assert_eq(run_fg("warm"), 0, "warm-up container");
-		sh("runc delete -f %s-warm >/dev/null 2>&1", tag);
+		lt_sh("runc delete -f %s-warm >/dev/null 2>&1", tag);
 		drain(1000);
 		json_t *w;
 		size_t wi;
 		json_array_foreach(recs, wi, w)
-			if (!strcmp(js(w, "op"), "session_open") && !strcmp(js(w, "graph_pod"), "graph/warm-pod"))
+			if (!strcmp(lt_jstr(w, "op"), "session_open") && !strcmp(lt_jstr(w, "graph_pod"), "graph/warm-pod"))
 				warm = true;
 	}
 	cr_assert(warm, "no graph record for the warm-up container");
@@ -297,7 +270,7 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 	/* 2. runc exec into a running container */
 	bundle("bg", "[\"/bin/sleep\",\"30\"]", false, false);
 	run_bg("bg");
-	cr_assert_eq(sh("runc exec %s-bg /bin/sh -c 'cat /etc/f | wc -l' >%s/exec.out 2>&1", tag, dir), 0,
+	cr_assert_eq(lt_sh("runc exec %s-bg /bin/sh -c 'cat /etc/f | wc -l' >%s/exec.out 2>&1", tag, dir), 0,
 		     "runc exec");
 	/* 3. shared volume: one container writes, the other reads */
 	bundle("wr", "[\"/bin/sh\",\"-c\",\"sleep 1; echo data > /shared/msg\"]", false, true);
@@ -325,7 +298,7 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 	size_t i;
 	bool exec_sess = false, init_sess = false;
 	json_array_foreach(recs, i, j) {
-		if (strcmp(js(j, "op"), "session_open") || strcmp(js(j, "graph_pod"), "graph/bg-pod"))
+		if (strcmp(lt_jstr(j, "op"), "session_open") || strcmp(lt_jstr(j, "graph_pod"), "graph/bg-pod"))
 			continue;
 		if (flag(j, "session_exec"))
 			exec_sess = true;
@@ -377,22 +350,22 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 	EXPECT(reached, "the client's session reached the server's container");
 	kl_client_close(&cl);
 	/* what an operator sees */
-	sh("%s --admin %s graph %s --tree > %s/tree.txt 2>&1; cat %s/tree.txt >&2", path_in_build("klctl/klctl"), url,
+	lt_sh("%s --admin %s graph %s --tree > %s/tree.txt 2>&1; cat %s/tree.txt >&2", lt_bpath("klctl/klctl"), url,
 	   sid, dir, dir);
-	cr_assert_eq(sh("grep -q NET_CONNECT %s/tree.txt && grep -q 'cross-container: srv' %s/tree.txt", dir, dir), 0,
+	cr_assert_eq(lt_sh("grep -q NET_CONNECT %s/tree.txt && grep -q 'cross-container: srv' %s/tree.txt", dir, dir), 0,
 		     "klctl graph shows the reached container");
 
 	/* session close (grace 1 s) and eviction (retention 6 s) */
-	sh("runc delete -f %s-srv >/dev/null 2>&1; runc delete -f %s-bg >/dev/null 2>&1", tag, tag);
+	lt_sh("runc delete -f %s-srv >/dev/null 2>&1; runc delete -f %s-bg >/dev/null 2>&1", tag, tag);
 	bool closed = false, evicted = false;
 	for (int k = 0; k < 40 && !(closed && evicted); k++) {
 		drain(500);
 		json_array_foreach(recs, i, j) {
-			if (strcmp(js(j, "graph_pod"), "graph/pipe-pod"))
+			if (strcmp(lt_jstr(j, "graph_pod"), "graph/pipe-pod"))
 				continue;
-			if (!strcmp(js(j, "op"), "session_close"))
+			if (!strcmp(lt_jstr(j, "op"), "session_close"))
 				closed = true;
-			if (!strcmp(js(j, "op"), "session_evict"))
+			if (!strcmp(lt_jstr(j, "op"), "session_evict"))
 				evicted = true;
 		}
 	}

@@ -19,6 +19,7 @@
 
 #include <kloudlens/recutil.h>
 
+#include "../common/golden.h"
 #include "../common/rawgen.h"
 #include "enrich.h"
 #include "intentd.h"
@@ -99,33 +100,7 @@ static void proc(struct stream *s, const struct rg_task *t, uint64_t ts, uint32_
 
 static void finish(struct stream *s, const char *name)
 {
-	char path[512];
-	const char *src = getenv("KLOUDLENS_SOURCE_ROOT");
-
-	snprintf(path, sizeof(path), "%s/tests/intentd/golden/%s.jsonl", src ? src : ".", name);
-	if (getenv("KL_UPDATE_GOLDEN")) {
-		FILE *f = fopen(path, "w");
-		cr_assert_not_null(f);
-		fwrite(s->out.p, 1, s->out.len, f);
-		fclose(f);
-	} else {
-		FILE *f = fopen(path, "r");
-		cr_assert_not_null(f, "missing golden file %s (KL_UPDATE_GOLDEN=1 writes it)", path);
-		char *want = malloc(1 << 20);
-		size_t n = fread(want, 1, (1 << 20) - 1, f);
-		want[n] = 0;
-		fclose(f);
-		if (n != s->out.len || memcmp(want, s->out.p, n)) {
-			size_t line = 1, i = 0;
-			while (i < n && i < s->out.len && want[i] == s->out.p[i]) {
-				if (want[i] == '\n')
-					line++;
-				i++;
-			}
-			cr_assert_fail("%s: output differs from golden at line %zu", name, line);
-		}
-		free(want);
-	}
+	golden_check("intentd", name, s->out.p, s->out.len);
 	json_decref(s->all);
 	kl_buf_free(&s->out);
 	kl_intentd_free(s->id);

@@ -22,20 +22,10 @@
 #include <kloudlens/recutil.h>
 #include <kloudlens/shm.h>
 
+#include "../common/livetest.h"
+
 static char dir[128], ctr_id[64];
 static pid_t procs[3] = { -1, -1, -1 };
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void setup(void)
 {
@@ -47,7 +37,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
+	lt_sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
 	for (int i = 2; i >= 0; i--) {
 		if (procs[i] <= 0)
 			continue;
@@ -58,20 +48,10 @@ static void teardown(void)
 		waitpid(procs[i], NULL, 0);
 		procs[i] = -1;
 	}
-	sh("rm -rf '%s'", dir);
+	lt_sh("rm -rf '%s'", dir);
 }
 
 TestSuite(intentd_live, .init = setup, .fini = teardown, .timeout = 150);
-
-static const char *path_in_build(const char *rel)
-{
-	static char p[4][512];
-	static int i;
-	const char *b = getenv("KLOUDLENS_BUILD_ROOT");
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", b ? b : "build", rel);
-	return p[i];
-}
 
 static pid_t spawn(char *const argv[])
 {
@@ -82,17 +62,6 @@ static pid_t spawn(char *const argv[])
 		_exit(127);
 	}
 	return p;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
-static json_int_t jint(json_t *o, const char *k)
-{
-	return json_integer_value(json_object_get(o, k));
 }
 
 static bool has_word(json_t *o, const char *k, const char *w)
@@ -111,7 +80,7 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 	const char *v = getenv("KLOUDLENS_REQUIRE_LIVE");
 	bool required = v && *v && strcmp(v, "0") != 0;
 
-	if (geteuid() != 0 || sh("command -v runc >/dev/null") != 0) {
+	if (geteuid() != 0 || lt_sh("command -v runc >/dev/null") != 0) {
 		if (required)
 			cr_assert_fail("live test needs root and runc");
 		cr_skip_test("needs root and runc");
@@ -120,7 +89,7 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 	snprintf(ready, sizeof(ready), "%s/ready", dir);
 	snprintf(bundle, sizeof(bundle), "%s/bundle", dir);
 
-	char *cargv[] = { (char *)path_in_build("collector/kl-collector"), "--dir", rings, "--capacity",
+	char *cargv[] = { (char *)lt_bpath("collector/kl-collector"), "--dir", rings, "--capacity",
 			  "33554432", "--ready", ready, NULL };
 	procs[0] = spawn(cargv);
 	for (int i = 0; i < 300 && access(ready, F_OK) != 0; i++) {
@@ -128,10 +97,10 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 		usleep(50000);
 	}
 	cr_assert_eq(access(ready, F_OK), 0, "kl-collector did not attach");
-	char *eargv[] = { (char *)path_in_build("enricher/kl-enricher"), "--dir", rings, "--capacity", "33554432",
+	char *eargv[] = { (char *)lt_bpath("enricher/kl-enricher"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", NULL };
 	procs[1] = spawn(eargv);
-	char *iargv[] = { (char *)path_in_build("intentd/kl-intentd"), "--dir", rings, "--capacity", "33554432",
+	char *iargv[] = { (char *)lt_bpath("intentd/kl-intentd"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", NULL };
 	procs[2] = spawn(iargv);
 	struct shm_ring *ir = NULL;
@@ -153,7 +122,7 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 		usleep(50000);
 	}
 
-	cr_assert_eq(sh("set -e; B=%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
+	cr_assert_eq(lt_sh("set -e; B=%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
 			"$B/rootfs/tmp $B/rootfs/etc; cp /bin/busybox $B/rootfs/bin/; ln -s busybox $B/rootfs/bin/true; "
 			"cp %s $B/rootfs/bin/kl-workload; cd $B; runc spec; "
 			/* the host's network namespace: the workload talks to itself on 127.0.0.1 */
@@ -163,8 +132,8 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 			"| .annotations={\"io.kubernetes.cri.container-name\":\"wl\","
 			"\"io.kubernetes.cri.sandbox-name\":\"wl-pod\",\"io.kubernetes.cri.sandbox-namespace\":\"test\","
 			"\"io.kubernetes.cri.image-name\":\"local/wl:1\"}' config.json > c.json; mv c.json config.json",
-			bundle, path_in_build("tests/collector/kl-workload-static")), 0);
-	int rc = sh("cd %s && runc run %s </dev/null >%s/report 2>%s/run.err", bundle, ctr_id, dir, dir);
+			bundle, lt_bpath("tests/collector/kl-workload-static")), 0);
+	int rc = lt_sh("cd %s && runc run %s </dev/null >%s/report 2>%s/run.err", bundle, ctr_id, dir, dir);
 	cr_assert_eq(rc, 7, "workload in runc: exit %d (see %s/run.err)", rc, dir);
 	char report[512] = "";
 	FILE *f = fopen(strcat(strcpy(report, dir), "/report"), "r");
@@ -190,14 +159,14 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 			kl_rec_to_json(&b, recs[i].type, recs[i].data, recs[i].len, UINT64_MAX);
 			json_t *j = json_loads(b.p, 0, NULL);
 			cr_assert_not_null(j, "%s", b.p);
-			if (strcmp(jstr(j, "pod_name"), "wl-pod") || strcmp(jstr(j, "comm"), "runc:[2:INIT]") == 0) {
+			if (strcmp(lt_jstr(j, "pod_name"), "wl-pod") || strcmp(lt_jstr(j, "comm"), "runc:[2:INIT]") == 0) {
 				json_decref(j);
 				continue;
 			}
-			cr_assert_str_eq(jstr(j, "pod_namespace"), "test");
-			cr_assert_str_eq(jstr(j, "container_name"), "wl");
-			cr_assert_str_eq(jstr(j, "image"), "local/wl:1");
-			if (!strcmp(jstr(j, "kind"), "ProcessExit") && !strcmp(jstr(j, "comm"), "kl-workload"))
+			cr_assert_str_eq(lt_jstr(j, "pod_namespace"), "test");
+			cr_assert_str_eq(lt_jstr(j, "container_name"), "wl");
+			cr_assert_str_eq(lt_jstr(j, "image"), "local/wl:1");
+			if (!strcmp(lt_jstr(j, "kind"), "ProcessExit") && !strcmp(lt_jstr(j, "comm"), "kl-workload"))
 				quiet_until = kl_now_mono_ns() + 1000000000ull;
 			json_array_append_new(got, j);
 		}
@@ -211,7 +180,7 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 	size_t i;
 	json_t *j;
 	json_array_foreach(got, i, j) {
-		const char *k = jstr(j, "kind"), *comm = jstr(j, "comm");
+		const char *k = lt_jstr(j, "kind"), *comm = lt_jstr(j, "comm");
 		if (!strcmp(comm, "true")) {
 			if (!strcmp(k, "ProcessStart")) {
 				json_t *argv = json_object_get(j, "argv");
@@ -220,7 +189,7 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 				cr_assert_str_eq(json_string_value(json_array_get(argv, 2)), "kl-arg2");
 				n_true_start++;
 			} else if (!strcmp(k, "ProcessExit")) {
-				cr_assert_eq(jint(j, "exit_code"), 0);
+				cr_assert_eq(lt_jint(j, "exit_code"), 0);
 				n_true_exit++;
 			}
 			continue;
@@ -230,18 +199,18 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 		if (!strcmp(k, "ProcessStart")) {
 			n_start++;
 		} else if (!strcmp(k, "ProcessExit")) {
-			cr_assert_eq(jint(j, "exit_code"), 7);
+			cr_assert_eq(lt_jint(j, "exit_code"), 7);
 			n_exit++;
-		} else if (!strcmp(k, "FileAccess") && !strcmp(jstr(j, "path"), "/tmp/kl-file")) {
-			cr_assert_eq(jint(j, "bytes_out"), 4096, "write(4096) returned 4096");
-			cr_assert_eq(jint(j, "bytes_in"), 4096, "pread(4096) returned 4096");
+		} else if (!strcmp(k, "FileAccess") && !strcmp(lt_jstr(j, "path"), "/tmp/kl-file")) {
+			cr_assert_eq(lt_jint(j, "bytes_out"), 4096, "write(4096) returned 4096");
+			cr_assert_eq(lt_jint(j, "bytes_in"), 4096, "pread(4096) returned 4096");
 			cr_assert(has_word(j, "access", "create") && has_word(j, "access", "truncate") &&
 				  has_word(j, "access", "read") && has_word(j, "access", "write"));
 			n_file++;
 		} else if (!strcmp(k, "FileMetaChange")) {
-			if (!strcmp(jstr(j, "path"), "/tmp/kl-file") && !strcmp(jstr(j, "path2"), "/tmp/kl-file2"))
+			if (!strcmp(lt_jstr(j, "path"), "/tmp/kl-file") && !strcmp(lt_jstr(j, "path2"), "/tmp/kl-file2"))
 				n_rename++;
-			else if (!strcmp(jstr(j, "path"), "/tmp/kl-file2"))
+			else if (!strcmp(lt_jstr(j, "path"), "/tmp/kl-file2"))
 				n_unlink++;
 		} else if (!strcmp(k, "IPC")) {
 			n_ipc++;
@@ -249,17 +218,17 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 			n_listen++;
 		} else if (!strcmp(k, "NetworkExchange") && has_word(j, "flags", "connect")) {
 			json_t *peer = json_object_get(j, "peer_addr");
-			cr_assert_str_eq(jstr(peer, "addr"), "127.0.0.1");
-			cr_assert_eq(jint(peer, "port"), port);
-			cr_assert_eq(jint(j, "bytes_out"), 1000);
-			cr_assert_eq(jint(j, "bytes_in"), 333);
+			cr_assert_str_eq(lt_jstr(peer, "addr"), "127.0.0.1");
+			cr_assert_eq(lt_jint(peer, "port"), port);
+			cr_assert_eq(lt_jint(j, "bytes_out"), 1000);
+			cr_assert_eq(lt_jint(j, "bytes_in"), 333);
 			n_connect++;
 		} else if (!strcmp(k, "NetworkExchange") && has_word(j, "flags", "accept")) {
-			cr_assert_eq(jint(j, "bytes_in"), 1000);
-			cr_assert_eq(jint(j, "bytes_out"), 333);
+			cr_assert_eq(lt_jint(j, "bytes_in"), 1000);
+			cr_assert_eq(lt_jint(j, "bytes_out"), 333);
 			n_accept++;
 		} else if (!strcmp(k, "DNSQuery")) {
-			cr_assert_str_eq(jstr(j, "dns_name"), "kl-test.example");
+			cr_assert_str_eq(lt_jstr(j, "dns_name"), "kl-test.example");
 			n_dns++;
 		}
 	}

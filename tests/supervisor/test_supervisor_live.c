@@ -35,22 +35,12 @@
 #include <kloudlens/recutil.h>
 #include <kloudlens/shm.h>
 
+#include "../common/livetest.h"
+
 static char dir[128], ctr_a[64], ctr_b[64];
 static pid_t sup = -1, subs[3] = { -1, -1, -1 };
 static struct shm_ring *obs_ring;
 static struct shm_consumer *obs;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	int st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void stop_pid(pid_t *p, int sig)
 {
@@ -76,7 +66,7 @@ static void setup(void)
 /* Every failure path ends here: no daemon, container or klctl survives a test. */
 static void teardown(void)
 {
-	sh("runc delete -f %s >/dev/null 2>&1; runc delete -f %s >/dev/null 2>&1", ctr_a, ctr_b);
+	lt_sh("runc delete -f %s >/dev/null 2>&1; runc delete -f %s >/dev/null 2>&1", ctr_a, ctr_b);
 	if (obs)
 		shm_consumer_detach(obs);
 	if (obs_ring)
@@ -87,27 +77,17 @@ static void teardown(void)
 		stop_pid(&subs[i], SIGINT);
 	stop_pid(&sup, SIGTERM);
 	if (!getenv("KL_KEEP_TEST_DIR"))
-		sh("rm -rf '%s'", dir);
+		lt_sh("rm -rf '%s'", dir);
 }
 
 TestSuite(supervisor_live, .init = setup, .fini = teardown, .timeout = 240);
-
-static const char *bpath(const char *rel)
-{
-	static char p[4][512];
-	static int i;
-	const char *b = getenv("KLOUDLENS_BUILD_ROOT");
-	i = (i + 1) % 4;
-	snprintf(p[i], sizeof(p[i]), "%s/%s", b ? b : "build", rel);
-	return p[i];
-}
 
 static void need_live(void)
 {
 	const char *v = getenv("KLOUDLENS_REQUIRE_LIVE");
 	bool required = v && *v && strcmp(v, "0") != 0;
 
-	if (geteuid() != 0 || sh("command -v runc >/dev/null && command -v jq >/dev/null && command -v curl "
+	if (geteuid() != 0 || lt_sh("command -v runc >/dev/null && command -v jq >/dev/null && command -v curl "
 				 ">/dev/null && test -r /sys/kernel/btf/vmlinux") != 0) {
 		if (required)
 			cr_assert_fail("live test needs root, runc, jq, curl and BTF");
@@ -139,7 +119,7 @@ static pid_t start_supervisor(const char *mode, const char *extra_stages)
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 2);
 		dup2(fd, 1);
-		execl(bpath("supervisor/kloudlens"), "kloudlens", "--mode", mode, "--rings-dir", rings, "--state-dir",
+		execl(lt_bpath("supervisor/kloudlens"), "kloudlens", "--mode", mode, "--rings-dir", rings, "--state-dir",
 		      state, "--control-plane-dir", cpd, "--subscribe", sub, "--admin", adm, "--metrics", met, "--show",
 		      "none", "--stages", extra_stages, "--set", "rings.capacity=33554432", "--set",
 		      "rings.raw_capacity=33554432",
@@ -207,7 +187,7 @@ static pid_t start_klctl(const char *stream, const char *out)
 		dup2(fd, 1);
 		/* --since 0: replayed from the WAL first, so nothing published before
 		 * the subscription was up is missed (nng pub/sub drops those) */
-		execl(bpath("klctl/klctl"), "klctl", "--subscribe", sub, "--admin", adm, "--json", "stream", stream,
+		execl(lt_bpath("klctl/klctl"), "klctl", "--subscribe", sub, "--admin", adm, "--json", "stream", stream,
 		      "--pod", "wl-pod", "--since", "0", (char *)NULL);
 		_exit(127);
 	}
@@ -216,7 +196,7 @@ static pid_t start_klctl(const char *stream, const char *out)
 
 static void make_bundle(const char *name)
 {
-	cr_assert_eq(sh("set -e; B=%s/%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
+	cr_assert_eq(lt_sh("set -e; B=%s/%s; mkdir -p $B/rootfs/bin $B/rootfs/proc $B/rootfs/dev $B/rootfs/sys "
 			"$B/rootfs/tmp $B/rootfs/etc; cp /bin/busybox $B/rootfs/bin/; ln -s busybox $B/rootfs/bin/true; "
 			"cp %s $B/rootfs/bin/kl-workload; cd $B; runc spec; "
 			"jq '.process.terminal=false | .root.readonly=false "
@@ -225,28 +205,22 @@ static void make_bundle(const char *name)
 			"| .annotations={\"io.kubernetes.cri.container-name\":\"wl\","
 			"\"io.kubernetes.cri.sandbox-name\":\"wl-pod\",\"io.kubernetes.cri.sandbox-namespace\":\"test\","
 			"\"io.kubernetes.cri.image-name\":\"local/wl:1\"}' config.json > c.json; mv c.json config.json",
-			dir, name, bpath("tests/collector/kl-workload-static")),
+			dir, name, lt_bpath("tests/collector/kl-workload-static")),
 		     0);
 }
 
 static void run_container(const char *bundle, const char *id)
 {
-	int rc = sh("cd %s/%s && runc run %s </dev/null >%s/%s.report 2>%s/%s.err", dir, bundle, id, dir, bundle, dir,
+	int rc = lt_sh("cd %s/%s && runc run %s </dev/null >%s/%s.report 2>%s/%s.err", dir, bundle, id, dir, bundle, dir,
 		    bundle);
 	cr_assert_eq(rc, 7, "workload in runc: exit %d (see %s/%s.err)", rc, dir, bundle);
-}
-
-static const char *js(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
 }
 
 /* What identifies an intent across two identical runs (no pids, ports, times). */
 static void intent_key(json_t *j, char *key, size_t n)
 {
 	json_t *p = json_object_get(j, "process");
-	snprintf(key, n, "%s|%s|%s|%s|%lld|%lld|%lld", js(j, "kind"), js(p, "comm"), js(j, "path"), js(j, "path2"),
+	snprintf(key, n, "%s|%s|%s|%s|%lld|%lld|%lld", lt_jstr(j, "kind"), lt_jstr(p, "comm"), lt_jstr(j, "path"), lt_jstr(j, "path2"),
 		 (long long)json_integer_value(json_object_get(j, "bytes_in")),
 		 (long long)json_integer_value(json_object_get(j, "bytes_out")),
 		 (long long)json_integer_value(json_object_get(j, "exit_code")));
@@ -270,16 +244,16 @@ static size_t collect(const char *file, const char *ctr_id, char **keys, size_t 
 		json_t *j = json_loads(line, 0, NULL);
 		if (!j)
 			continue;
-		if (strcmp(js(j, "container"), ctr_id) || !strcmp(js(json_object_get(j, "process"), "comm"), "runc:[2:INIT]")) {
+		if (strcmp(lt_jstr(j, "container"), ctr_id) || !strcmp(lt_jstr(json_object_get(j, "process"), "comm"), "runc:[2:INIT]")) {
 			json_decref(j);
 			continue;
 		}
-		cr_assert_str_eq(js(j, "pod"), "wl-pod", "%s", line);
-		cr_assert_str_eq(js(j, "namespace"), "test", "%s", line);
-		cr_assert_str_eq(js(j, "container_name"), "wl", "%s", line);
+		cr_assert_str_eq(lt_jstr(j, "pod"), "wl-pod", "%s", line);
+		cr_assert_str_eq(lt_jstr(j, "namespace"), "test", "%s", line);
+		cr_assert_str_eq(lt_jstr(j, "container_name"), "wl", "%s", line);
 		if (json_object_get(j, "image"))
-			cr_assert_str_eq(js(j, "image"), "local/wl:1", "%s", line);
-		if (!strcmp(js(j, "kind"), "PROCESS_EXIT") && !strcmp(js(json_object_get(j, "process"), "comm"), "kl-workload"))
+			cr_assert_str_eq(lt_jstr(j, "image"), "local/wl:1", "%s", line);
+		if (!strcmp(lt_jstr(j, "kind"), "PROCESS_EXIT") && !strcmp(lt_jstr(json_object_get(j, "process"), "comm"), "kl-workload"))
 			(*exits)++;
 		if (n < max) {
 			keys[n] = malloc(512);
@@ -323,9 +297,9 @@ static void check_image_in_ring(struct shm_consumer *c)
 			kl_buf_reset(&b);
 			kl_rec_to_json(&b, recs[i].type, recs[i].data, recs[i].len, UINT64_MAX);
 			json_t *j = json_loads(b.p, 0, NULL);
-			if (j && !strcmp(js(j, "pod_name"), "wl-pod")) {
-				cr_assert_str_eq(js(j, "image"), "local/wl:1", "%s", b.p);
-				cr_assert_str_eq(js(j, "pod_namespace"), "test");
+			if (j && !strcmp(lt_jstr(j, "pod_name"), "wl-pod")) {
+				cr_assert_str_eq(lt_jstr(j, "image"), "local/wl:1", "%s", b.p);
+				cr_assert_str_eq(lt_jstr(j, "pod_namespace"), "test");
 				seen++;
 			}
 			json_decref(j);
@@ -410,9 +384,9 @@ Test(supervisor_live, e2e_runc_container_intents_events_and_intentd_kill)
 		free(ke[i]);
 
 	/* /metrics: every ring and consumer drop counter is zero */
-	cr_assert_eq(sh("curl -sf http://127.0.0.1:%d/metrics > %s/metrics.txt", port_base() + 2, dir), 0);
-	cr_assert_eq(sh("grep -q '^kloudlens_ring_dropped_total' %s/metrics.txt", dir), 0, "no drop counters");
-	cr_assert_neq(sh("grep -E '^kloudlens_(ring_dropped|ring_consumer_dropped)_total' %s/metrics.txt | "
+	cr_assert_eq(lt_sh("curl -sf http://127.0.0.1:%d/metrics > %s/metrics.txt", port_base() + 2, dir), 0);
+	cr_assert_eq(lt_sh("grep -q '^kloudlens_ring_dropped_total' %s/metrics.txt", dir), 0, "no drop counters");
+	cr_assert_neq(lt_sh("grep -E '^kloudlens_(ring_dropped|ring_consumer_dropped)_total' %s/metrics.txt | "
 			 "grep -qv ' 0$'", dir),
 		      0, "drops in /metrics (see %s/metrics.txt)", dir);
 }
