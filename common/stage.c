@@ -155,6 +155,7 @@ int kl_stage_setup(const struct kl_stage_spec *sp, struct kl_stage *st)
 
 	memset(st, 0, sizeof(*st));
 	st->component = sp->component;
+	memcpy(st->in_names, sp->inputs, sizeof(st->in_names));
 	shm_set_log(kl_stage_shm_log, (void *)sp->component);
 	kl_stage_signals();
 	for (int i = 0; i < KL_STAGE_MAX_IN && sp->inputs[i]; i++) {
@@ -211,6 +212,23 @@ int kl_stage_setup(const struct kl_stage_spec *sp, struct kl_stage *st)
 fail:
 	kl_stage_teardown(st);
 	return err;
+}
+
+int kl_stage_next(struct kl_stage *st, int i, struct shm_rec *recs, int max, int timeout_ms)
+{
+	for (;;) {
+		int n = shm_consumer_poll(st->cons[i], recs, max, st->draining ? 0 : timeout_ms);
+
+		if (n == -EINTR || (n == 0 && kl_stage_stop)) {
+			if (st->draining || n == 0)
+				return -ESHUTDOWN;
+			st->draining = true;   /* finish what the ring holds, then exit */
+			continue;
+		}
+		if (n < 0)
+			kl_log(st->component, "error", "ring %s: %s", st->in_names[i], strerror(-n));
+		return n;
+	}
 }
 
 void kl_stage_teardown(struct kl_stage *st)

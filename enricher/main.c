@@ -121,19 +121,10 @@ int main(int argc, char **argv)
 	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
 
 	struct shm_rec recs[BATCH];
-	bool draining = false;
 	for (;;) {
-		int n = shm_consumer_poll(c, recs, BATCH, draining ? 0 : 200);
-		if (n == -EINTR || (n == 0 && kl_stage_stop)) {
-			if (draining || n == 0)
-				break;
-			draining = true;   /* finish what the ring holds, then exit */
-			continue;
-		}
-		if (n < 0) {
-			kl_log(COMPONENT, "error", "ring %s: %s", in, strerror(-n));
-			break;
-		}
+		int n = kl_stage_next(&sg, 0, recs, BATCH, 200);
+		if (n < 0)
+			break;   /* stopped and drained, or the ring failed (logged) */
 		for (int i = 0; i < n; i++) {
 			void *p;
 			if (kl_rec_validate(recs[i].type, recs[i].data, recs[i].len) != KL_REC_OK) {

@@ -203,20 +203,11 @@ int main(int argc, char **argv)
 	kl_log(C, "info", "running: %s -> %s, queries on %s, as uid %d", in, outname, url, (int)getuid());
 
 	struct shm_rec recs[BATCH];
-	bool draining = false;
 	uint64_t last_ts = 0;
 	for (;;) {
-		int n = shm_consumer_poll(c, recs, BATCH, draining ? 0 : 200);
-		if (n == -EINTR || (n == 0 && kl_stage_stop)) {
-			if (draining || n == 0)
-				break;
-			draining = true;   /* finish what the ring holds, then exit */
-			continue;
-		}
-		if (n < 0) {
-			kl_log(C, "error", "ring %s: %s", in, strerror(-n));
-			break;
-		}
+		int n = kl_stage_next(&sg, 0, recs, BATCH, 200);
+		if (n < 0)
+			break;   /* stopped and drained, or the ring failed (logged) */
 		pthread_mutex_lock(&x.mu);
 		if (n == 0 && last_ts) {
 			/* Quiet stream: sessions still close on the clock the events are

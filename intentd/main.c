@@ -160,20 +160,11 @@ int main(int argc, char **argv)
 	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
 
 	struct shm_rec recs[BATCH];
-	bool draining = false;
 	uint64_t last_ts = 0;
 	for (;;) {
-		int n = shm_consumer_poll(c, recs, BATCH, draining ? 0 : 200);
-		if (n == -EINTR || (n == 0 && kl_stage_stop)) {
-			if (draining || n == 0)
-				break;
-			draining = true;   /* finish what the ring holds, then exit */
-			continue;
-		}
-		if (n < 0) {
-			kl_log(COMPONENT, "error", "ring %s: %s", in, strerror(-n));
-			break;
-		}
+		int n = kl_stage_next(&sg, 0, recs, BATCH, 200);
+		if (n < 0)
+			break;   /* stopped and drained, or the ring failed (logged) */
 		if (n == 0 && last_ts) {
 			/* Quiet stream: let windows and DNS timeouts fire on the clock the
 			 * events are stamped with, but only for a live stream: a replayed

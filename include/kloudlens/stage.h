@@ -91,6 +91,8 @@ struct kl_stage_spec {
 
 struct kl_stage {
 	const char *component;
+	const char *in_names[KL_STAGE_MAX_IN];
+	bool draining;                            /* stopping: emptying the inputs */
 	struct shm_ring *in[KL_STAGE_MAX_IN];     /* NULL: optional input absent */
 	struct shm_consumer *cons[KL_STAGE_MAX_IN];
 	struct kl_stage_out out;
@@ -104,6 +106,14 @@ struct kl_stage {
  * everything opened so far is closed again.
  */
 int kl_stage_setup(const struct kl_stage_spec *spec, struct kl_stage *st);
+/**
+ * kl_stage_next() - the next batch of input @i for the main loop: up to
+ * @max records, waiting up to @timeout_ms. Once SIGTERM/SIGINT arrived it
+ * stops waiting and returns what the ring still holds, so a stage exits
+ * only after draining its input. Return: records (> 0), 0 when the wait
+ * timed out, -ESHUTDOWN when stopping and drained, or -errno (logged).
+ */
+int kl_stage_next(struct kl_stage *st, int i, struct shm_rec *recs, int max, int timeout_ms);
 /* Detach, publish what is pending, close. Safe on a partly set up stage. */
 void kl_stage_teardown(struct kl_stage *st);
 

@@ -124,3 +124,27 @@ Test(stage, log_lines_stay_one_line)
 	fflush(stderr);
 	cr_assert_stderr_eq_str("level=warn component=kl-x msg=\"bad \\\"path\\\" next\\\\line\"\n");
 }
+
+Test(stage, next_drains_the_input_after_a_stop)
+{
+	struct shm_ring_opts o = SHM_RING_OPTS_INIT;
+	struct kl_stage_spec s = spec("in", NULL, false);
+	struct shm_rec recs[8];
+	struct shm_ring *in;
+	struct kl_stage st;
+	struct kl_mark m = { 0 };
+
+	o.capacity = 1 << 20;
+	cr_assert_eq(shm_ring_create(dir, "in", &o, &in), 0);
+	cr_assert_eq(kl_stage_setup(&s, &st), 0);
+	cr_assert_eq(kl_stage_next(&st, 0, recs, 8, 10), 0, "nothing yet: the wait times out");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(shm_write(in, KL_REC_MARK, &m, sizeof(m)), 0);
+	kl_stage_stop = 1;   /* as SIGTERM does */
+	cr_assert_eq(kl_stage_next(&st, 0, recs, 8, 1000), 3, "what the ring holds still comes out");
+	shm_consumer_release(st.cons[0]);
+	cr_assert_eq(kl_stage_next(&st, 0, recs, 8, 1000), -ESHUTDOWN);
+	kl_stage_stop = 0;
+	kl_stage_teardown(&st);
+	shm_ring_close(in);
+}
