@@ -167,7 +167,7 @@ const cmds = {
       check(!!rings, `${where}: an emptyDir with medium: Memory for the rings`);
       const cs = [...(spec.initContainers || []), ...spec.containers];
       check(new Set(cs.map((c) => c.name)).size === cs.length, `${where}: container names unique`);
-      const stages = ['collector', 'enricher', 'intentd', 'exporter'];
+      const stages = ['collector', 'enricher', 'intentd', 'graphd', 'baselined', 'exporter'];
       check(stages.every((s) => spec.containers.some((c) => c.name === s)), `${where}: one container per stage (${stages.join(', ')})`);
       const ours = new Set(['probe', ...stages, 'controller']);
       for (const c of cs) {
@@ -205,7 +205,7 @@ const cmds = {
     const pod = find('Pod')[0];
     if (check(!!pod, 'a sidecar Pod is defined')) {
       podSpecChecks('sidecar Pod', pod.spec);
-      check(pod.spec.containers.some((c) => !['collector', 'enricher', 'intentd', 'exporter'].includes(c.name)), 'sidecar Pod: has an application container beside the stages');
+      check(pod.spec.containers.some((c) => !['collector', 'enricher', 'intentd', 'graphd', 'baselined', 'exporter'].includes(c.name)), 'sidecar Pod: has an application container beside the stages');
       check(pod.spec.shareProcessNamespace === true, 'sidecar Pod: shareProcessNamespace (the collector sees the app)');
     }
     const ds = find('DaemonSet')[0];
@@ -260,7 +260,7 @@ const cmds = {
     const f = path.join(dep, 'compose', 'docker-compose.yml');
     const c = yaml.load(fs.readFileSync(f, 'utf8'));
     const s = c.services || {};
-    const stages = ['collector', 'enricher', 'intentd', 'exporter'];
+    const stages = ['collector', 'enricher', 'intentd', 'graphd', 'baselined', 'exporter'];
     check(stages.every((x) => s[x]), `${rel(f)}: a service per stage`);
     const vols = c.volumes || {};
     const rings = Object.entries(vols).find(([, v]) => v && v.driver_opts && v.driver_opts.type === 'tmpfs');

@@ -17,7 +17,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/units"
-for b in kl-collector:collector kl-enricher:enricher kl-intentd:intentd kl-exporter:exporter; do
+for b in kl-collector:collector kl-enricher:enricher kl-intentd:intentd kl-graphd:graphd kl-baselined:baselined kl-exporter:exporter; do
   name=${b%%:*} dir=${b##*:}
   if [[ -n $build && -x $build/$dir/$name ]]; then
     ln -s "$build/$dir/$name" "$tmp/bin/$name"; echo "using $build/$dir/$name"
@@ -31,7 +31,7 @@ for f in "$src"/*.service "$src"/*.target; do
   units+=("$tmp/units/$(basename "$f")")
 done
 fail=0
-[[ ${#units[@]} -eq 5 ]] || { echo "FAIL expected 4 services and a target, found ${#units[@]}"; fail=1; }
+[[ ${#units[@]} -eq 7 ]] || { echo "FAIL expected 6 services and a target, found ${#units[@]}"; fail=1; }
 out=$(cd "$tmp/units" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "${units[@]}" 2>&1); rc=$?
 if [[ $rc -ne 0 || -n $out ]]; then
   echo "FAIL systemd-analyze verify (rc=$rc):"; echo "$out"; fail=1
@@ -51,7 +51,7 @@ for k in CapabilityBoundingSet AmbientCapabilities; do
   got=$(sed -n "s/^$k=//p" "$col")
   [[ $got == "$want" ]] && echo "ok   collector $k=$want" || { echo "FAIL collector $k='$got', want '$want'"; fail=1; }
 done
-for s in enricher intentd exporter; do
+for s in enricher intentd graphd baselined exporter; do
   f=$src/kloudlens-$s.service
   for kv in 'CapabilityBoundingSet=' 'AmbientCapabilities=' 'User=kloudlens' 'PrivateDevices=yes'; do
     grep -qx "$kv" "$f" && echo "ok   $s: $kv" || { echo "FAIL $s: missing $kv"; fail=1; }
@@ -70,7 +70,13 @@ for f in "$src"/*.service; do
 done
 # ordering: each consumer after its producer
 order() { grep -q "^After=.*$2" "$src/kloudlens-$1.service" && grep -q "^Requires=.*$2" "$src/kloudlens-$1.service"; }
-order enricher kloudlens-collector.service && order intentd kloudlens-enricher.service && order exporter kloudlens-collector.service \
+order enricher kloudlens-collector.service && order intentd kloudlens-enricher.service \
+  && order graphd kloudlens-enricher.service && order baselined kloudlens-intentd.service \
+  && order exporter kloudlens-collector.service \
   && grep -q '^After=.*kloudlens-intentd.service' "$src/kloudlens-exporter.service" \
-  && echo "ok   ordering: collector < enricher < intentd < exporter" || { echo "FAIL ordering"; fail=1; }
+  && echo "ok   ordering: collector < enricher < intentd, graphd < baselined < exporter" || { echo "FAIL ordering"; fail=1; }
+# the target pulls in every stage
+for s in collector enricher intentd graphd baselined exporter; do
+  grep -q "^Wants=.*kloudlens-$s.service" "$src/kloudlens.target" || { echo "FAIL target: kloudlens-$s.service not wanted"; fail=1; }
+done
 exit $fail
