@@ -4,6 +4,7 @@
 #define KL_TEST_EXPORTER_HELPERS_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,15 @@ struct test_env {
 	int http_port;
 };
 
+/* Fresh ports, written in place (options pointing at these buffers see them). */
+static inline void test_env_ports(struct test_env *t)
+{
+	snprintf(t->sub, sizeof(t->sub), "tcp://127.0.0.1:%d", free_port());
+	snprintf(t->admin, sizeof(t->admin), "tcp://127.0.0.1:%d", free_port());
+	t->http_port = free_port();
+	snprintf(t->http, sizeof(t->http), "http://127.0.0.1:%d", t->http_port);
+}
+
 static inline void test_env_init(struct test_env *t)
 {
 	snprintf(t->dir, sizeof(t->dir), "/tmp/kl-exp-test.XXXXXX");
@@ -44,11 +54,28 @@ static inline void test_env_init(struct test_env *t)
 	snprintf(t->rings, sizeof(t->rings), "%s/rings", t->dir);
 	snprintf(t->wal, sizeof(t->wal), "%s/wal", t->dir);
 	mkdir(t->rings, 0750);
-	snprintf(t->sub, sizeof(t->sub), "tcp://127.0.0.1:%d", free_port());
-	snprintf(t->admin, sizeof(t->admin), "tcp://127.0.0.1:%d", free_port());
-	t->http_port = free_port();
-	snprintf(t->http, sizeof(t->http), "http://127.0.0.1:%d", t->http_port);
+	test_env_ports(t);
 }
+
+/*
+ * kl_exporter_create() on @t's ports. free_port() races with every socket
+ * on the node (an ephemeral port free a moment ago may be some client's
+ * now, more so beside a parallel build's tests): on EADDRINUSE pick new
+ * ports and try again.
+ */
+#ifdef KL_EXPORTER_H   /* only where exporter.h is included (other suites borrow free_port) */
+static inline int test_exporter_create(struct test_env *t, struct kl_exporter_opts *o, struct kl_exporter **ex)
+{
+	int r = -EADDRINUSE;
+
+	for (int i = 0; i < 8 && r == -EADDRINUSE; i++) {
+		if (i)
+			test_env_ports(t);
+		r = kl_exporter_create(o, ex);
+	}
+	return r;
+}
+#endif
 
 static inline void test_env_fini(struct test_env *t)
 {

@@ -52,7 +52,7 @@ Test(interop, python_client_decodes_live_stream, .timeout = 120)
 	o.http_url = "";
 	o.compress_threshold = 64;   /* every envelope gzip'ed: the client must gunzip */
 	o.batch_max = 64;
-	cr_assert_eq(kl_exporter_create(&o, &ex), 0);
+	cr_assert_eq(test_exporter_create(&te, &o, &ex), 0);
 	cr_assert_eq(kl_exporter_start(ex), 0);
 	/* 1000 already in the WAL (replayed from seq 10), 1000 more once it follows */
 	produce_long(raw, 0, 1000);

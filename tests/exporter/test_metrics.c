@@ -41,7 +41,7 @@ static void setup(void)
 	o.sub_url = te.sub;
 	o.admin_url = te.admin;
 	o.http_url = te.http;
-	cr_assert_eq(kl_exporter_create(&o, &ex), 0);
+	cr_assert_eq(test_exporter_create(&te, &o, &ex), 0);
 	cr_assert_eq(kl_exporter_start(ex), 0);
 	cr_assert_eq(produce(raw, 0, 100, 1), 0);
 	usleep(300000);

@@ -24,7 +24,7 @@ static void setup(void)
 	o.sub_url = te.sub;
 	o.admin_url = te.admin;
 	o.http_url = "";
-	cr_assert_eq(kl_exporter_create(&o, &ex), 0);
+	cr_assert_eq(test_exporter_create(&te, &o, &ex), 0);
 	cr_assert_eq(kl_exporter_start(ex), 0);
 	cr_assert_eq(kl_client_open(&cl, te.admin, NULL, 3000), 0);
 }

@@ -53,7 +53,7 @@ static struct kl_exporter *start_exporter_opts(const char *name, uint64_t seg, u
 	o.admin_url = te.admin;
 	o.http_url = "";
 	o.wal.fsync = KL_WAL_FSYNC_NONE;
-	cr_assert_eq(kl_exporter_create(&o, &ex), 0);
+	cr_assert_eq(test_exporter_create(&te, &o, &ex), 0);
 	cr_assert_eq(kl_exporter_start(ex), 0);
 	return ex;
 }
