@@ -700,6 +700,24 @@ static __always_inline bool proc_filtered(struct kl_event *ev)
 	return bpf_map_lookup_elem(&excl_tgid, &ev->pid) || filtered_out(ev);
 }
 
+/*
+ * The head of an exec or exit record of @t (the current task): identity,
+ * time, kind, parent. Return: false when the filters leave @t out.
+ */
+static __always_inline bool proc_head(struct kl_proc *pr, struct task_struct *t, __u32 kind)
+{
+	__builtin_memset(pr, 0, sizeof(*pr));
+	fill_slow(&pr->ev, t);
+	fill_fast(&pr->ev, t);
+	if (proc_filtered(&pr->ev) || live_out(&pr->ev, KL_CAT_PROC_LC))
+		return false;
+	pr->ev.ts_ns = bpf_ktime_get_ns();
+	pr->ev.seq = KL_REC_PROC;
+	pr->kind = kind;
+	pr->parent_pid = pr->ev.ppid;
+	return true;
+}
+
 SEC("raw_tp/sched_process_fork")
 int kl_fork(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -874,15 +892,8 @@ int kl_exec(struct bpf_raw_tracepoint_args *ctx)
 		p->cached = 0; /* comm, exe changed; namespaces re-read at next call */
 
 	pr = &s->proc;
-	__builtin_memset(pr, 0, sizeof(*pr));
-	fill_slow(&pr->ev, t);
-	fill_fast(&pr->ev, t);
-	if (proc_filtered(&pr->ev) || live_out(&pr->ev, KL_CAT_PROC_LC))
+	if (!proc_head(pr, t, KL_PROC_EXEC))
 		return 0;
-	pr->ev.ts_ns = bpf_ktime_get_ns();
-	pr->ev.seq = KL_REC_PROC;
-	pr->kind = KL_PROC_EXEC;
-	pr->parent_pid = pr->ev.ppid;
 	pr->parent_start_ns = BPF_CORE_READ(t, real_parent, group_leader, start_boottime);
 	pr->old_pid = old_pid;
 	proc_ids(pr, t);
@@ -988,15 +999,8 @@ int kl_exit(struct bpf_raw_tracepoint_args *ctx)
 	if (!s)
 		return 0;
 	pr = &s->proc;
-	__builtin_memset(pr, 0, sizeof(*pr));
-	fill_slow(&pr->ev, t);
-	fill_fast(&pr->ev, t);
-	if (filtered_out(&pr->ev) || live_out(&pr->ev, KL_CAT_PROC_LC))
+	if (!proc_head(pr, t, KL_PROC_EXIT))
 		return 0;
-	pr->ev.ts_ns = bpf_ktime_get_ns();
-	pr->ev.seq = KL_REC_PROC;
-	pr->kind = KL_PROC_EXIT;
-	pr->parent_pid = pr->ev.ppid;
 	pr->exit_code = BPF_CORE_READ(t, exit_code);
 	proc_ids(pr, t);
 	emit(KL_CAT_PROC_LC, pr, sizeof(*pr));
