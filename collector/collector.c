@@ -338,6 +338,15 @@ static int ring_cb(void *ctx, void *data, size_t size)
 	}
 	if (ev->tail_len)
 		fix_trunc(type, copy, size);
+	/* An exec in a container: its START must be out before this exec is
+	 * released from the reorder window (ctr_emit publishes at once). */
+	if (type == KL_REC_PROC && c->cw && size >= sizeof(struct kl_proc) &&
+	    ((struct kl_proc *)copy)->kind == KL_PROC_EXEC) {
+		int err = kl_ctrwatch_exec_seen(c->cw, copy, ctr_emit, c);
+
+		if (err < 0 && err != -EAGAIN && err != -EINTR)
+			kc_log(KC_WARN, "containers: %s", strerror(-err));
+	}
 	return 0;
 }
 
@@ -1077,7 +1086,10 @@ int kc_open(const struct kc_opts *opts, struct kc **out)
 		shm_publish(c->raw);
 	}
 	if (!c->o.no_containers) {
-		struct kl_ctrwatch_opts wo = { .sz = sizeof(wo), .log = ctr_log };
+		/* an exec is in the BPF rings before its init can die: the next
+		 * drain has it, long before this runs out */
+		struct kl_ctrwatch_opts wo = { .sz = sizeof(wo), .log = ctr_log,
+					       .exec_hint_wait_ns = 250000000ull };
 		wo.max_record = (uint32_t)shm_ring_max_record(c->raw);
 		if (wo.max_record > 65536)
 			wo.max_record = 65536;

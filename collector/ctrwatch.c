@@ -110,6 +110,7 @@ struct container {
 	char *state_cgroup;     /* cgroup path the state file recorded */
 	json_t *runc_labels;    /* runc state config.labels: annotations + bundle= */
 	bool snap_done;         /* reported by the current snapshot */
+	uint64_t hint_until;    /* init gone, no exec hint yet: START waits until then */
 	void *rec;              /* the START record, replayed as STOP */
 	size_t rec_len;
 };
@@ -126,7 +127,8 @@ struct kl_ctrwatch {
 	uint32_t self_pid_ns;
 	char *docker_root;      /* "" disables */
 	uint32_t max_record;
-	uint64_t liveness_ns, pending_ns;
+	uint64_t liveness_ns, pending_ns, hint_wait_ns;
+	bool awaiting;          /* some container's START waits for an exec hint */
 	uint64_t next_live_ns;
 	long hz;
 	kl_ctrwatch_log_fn log;
@@ -138,6 +140,10 @@ struct kl_ctrwatch {
 	void *emit_ctx;
 	uint8_t *buf;
 	struct kl_ctrwatch_stats st;
+	/* the kernel's view of recent execs in other pid namespaces: the ids
+	 * of an init that exited before its state was read (see build_record) */
+	struct kl_proc hints[KL_CTRW_HINTS];
+	unsigned hint_next;
 };
 
 static const struct kl_ctrwatch_root default_roots[] = {
@@ -416,6 +422,11 @@ static char *proc_cgroup2(uint32_t pid)
 		return NULL;
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		if (!strncmp(line, "0::", 3)) {
+			size_t n = strlen(line + 3), d = strlen(" (deleted)");
+
+			/* a removed cgroup is still named: by its path, not the marker */
+			if (n > d && !strcmp(line + 3 + n - d, " (deleted)"))
+				line[3 + n - d] = 0;
 			r = strdup(line + 3);
 			break;
 		}
@@ -826,6 +837,27 @@ static void load_crio_labels(struct kl_ctrwatch *w, struct meta *m)
 	}
 }
 
+/* The latest exec hint for @c's init: same pid and, when the state gave
+ * one, the same start (to the tick: /proc's resolution). */
+static const struct kl_proc *find_hint(const struct kl_ctrwatch *w, const struct container *c)
+{
+	uint64_t tick = 1000000000ull / (unsigned long long)w->hz;
+
+	for (unsigned i = 0; i < KL_CTRW_HINTS; i++) {
+		const struct kl_proc *h = &w->hints[(w->hint_next - 1 - i) % KL_CTRW_HINTS];
+		uint64_t ticks = h->ev.start_ns / tick;
+
+		if (!h->ev.pid || h->ev.pid != c->pid)
+			continue;
+		if (c->pid_start && ticks + 1 < c->pid_start)
+			continue;
+		if (c->pid_start && ticks > c->pid_start + 1)
+			continue;
+		return h;
+	}
+	return NULL;
+}
+
 /* Absolute, with no ".." component: joined to the cgroup2 mount it stays inside. */
 static bool cg_path_ok(const char *p)
 {
@@ -846,8 +878,10 @@ static size_t build_record(struct kl_ctrwatch *w, struct container *c, uint32_t 
 	struct meta m = { 0 };
 	struct kl_buf labels = { 0 }, anns = { 0 };
 	struct procinfo pi = { 0 };
+	const struct kl_proc *h;
 	char *cg = NULL, *ver = NULL;
 	const char *v, *ns;
+	bool st_cg_known = false, alive;
 	uint32_t rt;
 	size_t len;
 
@@ -864,8 +898,8 @@ static size_t build_record(struct kl_ctrwatch *w, struct container *c, uint32_t 
 	r->exit_code = -1;      /* not observable from state dirs */
 	r->ev.ts_ns = kl_now_mono_ns();
 	r->ev.flags = kind == KL_CTR_SNAPSHOT ? KL_EV_BOOTSTRAP : 0;
-	if (c->pid && read_proc_stat(c->pid, &pi) == 0 &&
-	    (!c->pid_start || pi.start == c->pid_start)) {
+	alive = c->pid && read_proc_stat(c->pid, &pi) == 0 && (!c->pid_start || pi.start == c->pid_start);
+	if (alive) {
 		read_proc_status(c->pid, &pi);
 		r->ev.pid = r->ev.tid = c->pid;
 		r->ev.ppid = pi.ppid;
@@ -882,7 +916,30 @@ static size_t build_record(struct kl_ctrwatch *w, struct container *c, uint32_t 
 		cg = proc_cgroup2(c->pid);
 		if (!c->pid_start)
 			c->pid_start = pi.start;
-	} else if (c->pid) {
+	}
+	/* A zombie keeps its pid namespace but has released its mount ns, and
+	 * its cgroup may be removed already: as good as gone. */
+	if (c->pid && (!alive || pi.state == 'Z' || !r->mnt_ns) && (h = find_hint(w, c))) {
+		/* Gone before we read it: a short-lived container, or a collector
+		 * that fell behind. The kernel saw its exec, and that is the ground
+		 * truth for the ids events are matched by. */
+		wlog(w, KL_CTRW_INFO, "ctrwatch: container %s: init pid %u already gone; ids from its exec",
+		     c->id, c->pid);
+		r->ev.pid = r->ev.tid = c->pid;
+		r->ev.ppid = h->ev.ppid;
+		r->ev.ns_pid = h->ev.ns_pid;
+		r->ev.uid = h->ev.uid;
+		r->ev.gid = h->ev.gid;
+		r->ev.start_ns = h->ev.start_ns;
+		memcpy(r->ev.comm, h->ev.comm, sizeof(r->ev.comm));
+		r->mnt_ns = h->ev.mnt_ns;
+		r->pid_ns = h->ev.pid_ns;
+		r->net_ns = h->net_ns;
+		r->ipc_ns = h->ipc_ns;
+		r->uts_ns = h->uts_ns;
+		r->ev.cgroup_id = h->ev.cgroup_id;
+		st_cg_known = h->ev.cgroup_id != 0;
+	} else if (c->pid && !alive) {
 		wlog(w, KL_CTRW_WARN, "ctrwatch: container %s: init pid %u already gone; "
 		     "no namespaces, cgroup from the runtime's state", c->id, c->pid);
 		r->ev.pid = r->ev.tid = c->pid;
@@ -912,7 +969,7 @@ static size_t build_record(struct kl_ctrwatch *w, struct container *c, uint32_t 
 		free(cg);
 		cg = NULL;
 	}
-	if (cg && *w->cg2 && strcmp(cg, "/")) {
+	if (cg && *w->cg2 && strcmp(cg, "/") && !st_cg_known) {
 		char *full = path_join(w->cg2, cg);
 		struct stat st;
 
@@ -1046,6 +1103,20 @@ static void ctr_start(struct kl_ctrwatch *w, struct container *c, bool timed_out
 		c->state = CTR_STOPPED;
 		return;
 	}
+	/* Its init is gone and no exec of it was hinted yet: the caller may
+	 * still hold the exec, committed before the init died, unread. */
+	if (!w->in_snapshot && !timed_out && w->hint_wait_ns && c->pid && !pid_alive(w, c) &&
+	    !find_hint(w, c)) {
+		uint64_t now = kl_now_mono_ns();
+
+		if (!c->hint_until)
+			c->hint_until = now + w->hint_wait_ns;
+		if (now < c->hint_until) {
+			w->awaiting = true;
+			return;
+		}
+	}
+	c->hint_until = 0;
 	if (timed_out)
 		wlog(w, KL_CTRW_WARN, "ctrwatch: container %s: init pid unknown after %llu ms; "
 		     "reporting without it", c->id, (unsigned long long)(w->pending_ns / 1000000));
@@ -1074,9 +1145,13 @@ static void src_detach(struct kl_ctrwatch *w, struct source *s, const char *why)
 	s->ctr = NULL;
 	if (!c || --c->nsrc > 0)
 		return;
-	if (c->state == CTR_PENDING)
+	if (c->state == CTR_PENDING && c->hint_until) {
+		c->hint_until = 1;      /* waited long enough: it is gone */
+		ctr_start(w, c, false);
+	} else if (c->state == CTR_PENDING) {
 		wlog(w, KL_CTRW_WARN, "ctrwatch: container %s: state dir %s vanished before its "
 		     "state could be read", c->id, s->dir);
+	}
 	ctr_stop(w, c, why);
 	for (pp = &w->ctrs; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
@@ -1584,6 +1659,7 @@ int kl_ctrwatch_new(const struct kl_ctrwatch_opts *o, struct kl_ctrwatch **out)
 	w->max_record = opts.max_record ? opts.max_record : DEFAULT_MAX_RECORD;
 	w->liveness_ns = opts.liveness_interval_ns ? opts.liveness_interval_ns : DEFAULT_LIVENESS_NS;
 	w->pending_ns = opts.pending_timeout_ns ? opts.pending_timeout_ns : DEFAULT_PENDING_NS;
+	w->hint_wait_ns = opts.exec_hint_wait_ns;
 	w->self_mnt_ns = ns_inum((uint32_t)getpid(), "mnt");
 	w->self_pid_ns = ns_inum((uint32_t)getpid(), "pid");
 	w->hz = sysconf(_SC_CLK_TCK);
@@ -1837,6 +1913,12 @@ int kl_ctrwatch_dispatch(struct kl_ctrwatch *w, uint64_t now_ns, kl_ctrwatch_emi
 	process_dirty(w);
 	if (!now_ns)
 		now_ns = kl_now_mono_ns();
+	if (w->awaiting) {
+		w->awaiting = false;    /* set again by any START still waiting */
+		for (struct container *c = w->ctrs; c; c = c->next)
+			if (c->state == CTR_PENDING && c->hint_until)
+				ctr_start(w, c, false);
+	}
 	if (now_ns >= w->next_live_ns) {
 		timed_work(w, now_ns);
 		w->next_live_ns = now_ns + w->liveness_ns;
@@ -1857,6 +1939,18 @@ int kl_ctrwatch_next_timeout_ms(const struct kl_ctrwatch *w, uint64_t now_ns)
 		return 0;
 	d = (w->next_live_ns - now_ns + 999999) / 1000000;
 	return d > INT32_MAX ? INT32_MAX : (int)d;
+}
+
+int kl_ctrwatch_exec_seen(struct kl_ctrwatch *w, const struct kl_proc *ex,
+			  kl_ctrwatch_emit_fn emit, void *ctx)
+{
+	if (!w || !ex)
+		return -EINVAL;
+	/* the host's own execs never start a container: no read, no rescan */
+	if (!ex->ev.pid_ns || ex->ev.pid_ns == w->self_pid_ns)
+		return 0;
+	w->hints[w->hint_next++ % KL_CTRW_HINTS] = *ex;
+	return kl_ctrwatch_dispatch(w, 0, emit, ctx);
 }
 
 void kl_ctrwatch_get_stats(const struct kl_ctrwatch *w, struct kl_ctrwatch_stats *s)

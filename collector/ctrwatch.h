@@ -79,6 +79,11 @@ struct kl_ctrwatch_opts {
 	uint64_t pending_timeout_ns;
 	kl_ctrwatch_log_fn log;
 	void *log_ctx;
+	/* For a caller that feeds kl_ctrwatch_exec_seen(): a container found
+	 * with its init already gone waits up to this long for the hint of its
+	 * init's exec (which the caller may not have read yet) before its START
+	 * goes out without namespaces or cgroup id. 0: no wait. */
+	uint64_t exec_hint_wait_ns;
 };
 
 struct kl_ctrwatch;
@@ -128,6 +133,25 @@ int kl_ctrwatch_snapshot(struct kl_ctrwatch *w, kl_ctrwatch_emit_fn emit, void *
  */
 int kl_ctrwatch_dispatch(struct kl_ctrwatch *w, uint64_t now_ns,
 			 kl_ctrwatch_emit_fn emit, void *ctx);
+
+/* Exec hints kept for kl_ctrwatch_exec_seen(). */
+#define KL_CTRW_HINTS 32
+
+/**
+ * kl_ctrwatch_exec_seen() - tell the watcher the kernel saw an exec in
+ * another pid namespace than ours (@ex: its KL_PROC_EXEC record), and
+ * dispatch at once. A runtime has written a container's state before it
+ * lets the init exec the workload, so the START this emits comes before
+ * the caller publishes the exec and the workload's events: none of them
+ * reaches a consumer before its container. And if the init is gone by
+ * the time its state is read (a short-lived container, a caller that
+ * fell behind), the START takes its namespaces and cgroup id from the
+ * exec instead of leaving them empty. Execs in our own pid namespace
+ * (the host's) are ignored: no syscall.
+ * Return: 0 or dispatch()'s -errno (-EINVAL for NULL arguments).
+ */
+int kl_ctrwatch_exec_seen(struct kl_ctrwatch *w, const struct kl_proc *ex,
+			  kl_ctrwatch_emit_fn emit, void *ctx);
 
 /* Milliseconds until dispatch() has timed work (liveness, pending). */
 int kl_ctrwatch_next_timeout_ms(const struct kl_ctrwatch *w, uint64_t now_ns);

@@ -127,7 +127,7 @@ static void init_roots(void)
 	roots[4] = (struct kl_ctrwatch_root){ rp[4], KL_CTRW_OCI_STATE, 2, KL_RT_DOCKER };
 }
 
-static struct kl_ctrwatch *mkwatch(const char *docker_root)
+static struct kl_ctrwatch *mkwatch_hints(const char *docker_root, uint64_t hint_wait_ns)
 {
 	struct kl_ctrwatch_opts o = {
 		.sz = sizeof(o),
@@ -139,11 +139,17 @@ static struct kl_ctrwatch *mkwatch(const char *docker_root)
 		.pending_timeout_ns = 300000000ull,
 		.log = sink_log,
 		.log_ctx = &sink,
+		.exec_hint_wait_ns = hint_wait_ns,
 	};
 	struct kl_ctrwatch *w = NULL;
 
 	cr_assert_eq(kl_ctrwatch_new(&o, &w), 0);
 	return w;
+}
+
+static struct kl_ctrwatch *mkwatch(const char *docker_root)
+{
+	return mkwatch_hints(docker_root, 0);
 }
 
 static void freewatch(struct kl_ctrwatch *w)
@@ -478,6 +484,132 @@ Test(ctrwatch, short_lived_start_and_stop)
 	write_file(tp("%s/state.json", d), j);
 	cr_assert(wait_rec(w, &sink, KL_CTR_STOP, "brief", 3000), "log:\n%s", sink.log);
 	cr_assert(find_rec(&sink, KL_CTR_START, "brief"));
+	freewatch(w);
+}
+
+/*
+ * A container whose init has exited before its state is read (CI saw it:
+ * a fast workload under `runc run` on a loaded node): the kernel's exec
+ * record supplies the ids, the START is emitted inside exec_seen(), so
+ * before the caller publishes the exec. A hint whose start differs (a
+ * reused pid) is not taken; an exec in our own pid namespace is ignored.
+ */
+Test(ctrwatch, init_gone_takes_ids_from_the_exec)
+{
+	pid_t p = spawn_kid(), q = spawn_kid();
+	struct kl_ctrwatch *w = mkwatch(NULL);
+	unsigned long long st = proc_start(p), sq = proc_start(q);
+	uint64_t tick = 1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+	struct kl_proc ex = { 0 };
+	struct stat self;
+	const struct rec *r;
+
+	mkdirs(rp[0]);
+	cr_assert_eq(kl_ctrwatch_snapshot(w, sink_emit, &sink), 0);
+	reap_kid(p);
+	reap_kid(q);
+	mkdirs(tp("%s/fast", rp[0]));
+	write_file(tp("%s/fast/state.json", rp[0]),
+		   tp("{\"init_process_pid\":%d,\"init_process_start\":%llu,"
+		      "\"config\":{\"labels\":[\"bundle=/nonexistent\"]}}", p, st));
+
+	/* our own pid namespace: not a container's exec, nothing dispatched */
+	cr_assert_eq(stat("/proc/self/ns/pid", &self), 0);
+	ex.kind = KL_PROC_EXEC;
+	ex.ev.pid = (uint32_t)p;
+	ex.ev.pid_ns = (uint32_t)self.st_ino;
+	cr_assert_eq(kl_ctrwatch_exec_seen(w, &ex, sink_emit, &sink), 0);
+	cr_assert_eq(sink.n, 0);
+
+	ex.ev.pid_ns = 0xf00001u;
+	ex.ev.mnt_ns = 0xf00002u;
+	ex.ev.cgroup_id = 424242;
+	ex.ev.ns_pid = 1;
+	ex.ev.start_ns = st * tick + tick / 2;
+	ex.net_ns = 0xf00003u;
+	memcpy(ex.ev.comm, "kl-workload", 12);
+	cr_assert_eq(kl_ctrwatch_exec_seen(w, &ex, sink_emit, &sink), 0);
+	r = find_rec(&sink, KL_CTR_START, "fast");
+	cr_assert_not_null(r, "START must be emitted inside exec_seen; log:\n%s", sink.log);
+	cr_assert_eq(r->c.pid_ns, 0xf00001u);
+	cr_assert_eq(r->c.mnt_ns, 0xf00002u);
+	cr_assert_eq(r->c.net_ns, 0xf00003u);
+	cr_assert_eq(r->c.ev.pid_ns, 0xf00001u);
+	cr_assert_eq(r->c.ev.cgroup_id, 424242);
+	cr_assert_eq(r->c.ev.ns_pid, 1);
+	cr_assert_str_eq(r->c.ev.comm, "kl-workload");
+
+	/* same pid, another start: not this container's init */
+	mkdirs(tp("%s/reused", rp[0]));
+	write_file(tp("%s/reused/state.json", rp[0]),
+		   tp("{\"init_process_pid\":%d,\"init_process_start\":%llu,"
+		      "\"config\":{\"labels\":[\"bundle=/nonexistent\"]}}", q, sq));
+	ex.ev.pid = (uint32_t)q;
+	ex.ev.start_ns = (sq + 50) * tick;
+	ex.ev.cgroup_id = 777;
+	cr_assert_eq(kl_ctrwatch_exec_seen(w, &ex, sink_emit, &sink), 0);
+	r = find_rec(&sink, KL_CTR_START, "reused");
+	cr_assert_not_null(r, "log:\n%s", sink.log);
+	cr_assert_eq(r->c.pid_ns, 0);
+	cr_assert_neq(r->c.ev.cgroup_id, 777);
+	freewatch(w);
+}
+
+/*
+ * The state is read before the exec that would hint its gone init (the
+ * collector dispatched between two drains): the START waits for the
+ * hint, and goes out with its ids the moment it comes. A container whose
+ * hint never comes is reported without ids once the wait is over, and a
+ * waiting container whose state dir vanishes is still reported.
+ */
+Test(ctrwatch, gone_init_waits_for_its_exec_hint)
+{
+	pid_t p = spawn_kid(), q = spawn_kid(), r3 = spawn_kid();
+	struct kl_ctrwatch *w = mkwatch_hints(NULL, 400000000ull);
+	unsigned long long st = proc_start(p), sq = proc_start(q), sr = proc_start(r3);
+	uint64_t tick = 1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+	struct kl_proc ex = { 0 };
+	const struct rec *r;
+
+	mkdirs(rp[0]);
+	cr_assert_eq(kl_ctrwatch_snapshot(w, sink_emit, &sink), 0);
+	reap_kid(p);
+	reap_kid(q);
+	reap_kid(r3);
+	for (int i = 0; i < 3; i++) {
+		const char *id = i == 0 ? "hinted" : i == 1 ? "unhinted" : "vanishing";
+		pid_t pid = i == 0 ? p : i == 1 ? q : r3;
+		unsigned long long s0 = i == 0 ? st : i == 1 ? sq : sr;
+
+		mkdirs(tp("%s/%s", rp[0], id));
+		write_file(tp("%s/%s/state.json", rp[0], id),
+			   tp("{\"init_process_pid\":%d,\"init_process_start\":%llu,"
+			      "\"config\":{\"labels\":[\"bundle=/nonexistent\"]}}", pid, s0));
+	}
+	cr_assert_eq(kl_ctrwatch_dispatch(w, 0, sink_emit, &sink), 0);
+	cr_assert_eq(sink.n, 0, "START must wait for the exec hint; log:\n%s", sink.log);
+
+	ex.kind = KL_PROC_EXEC;
+	ex.ev.pid = (uint32_t)p;
+	ex.ev.pid_ns = 0xf00011u;
+	ex.ev.mnt_ns = 0xf00012u;
+	ex.ev.cgroup_id = 515151;
+	ex.ev.start_ns = st * tick;
+	cr_assert_eq(kl_ctrwatch_exec_seen(w, &ex, sink_emit, &sink), 0);
+	r = find_rec(&sink, KL_CTR_START, "hinted");
+	cr_assert_not_null(r, "log:\n%s", sink.log);
+	cr_assert_eq(r->c.mnt_ns, 0xf00012u);
+	cr_assert_eq(r->c.ev.cgroup_id, 515151);
+	cr_assert_null(find_rec(&sink, KL_CTR_START, "unhinted"));
+
+	rmtree(tp("%s/vanishing", rp[0]));
+	cr_assert(wait_rec(w, &sink, KL_CTR_STOP, "vanishing", 300), "log:\n%s", sink.log);
+	cr_assert_not_null(find_rec(&sink, KL_CTR_START, "vanishing"));
+
+	r = wait_rec(w, &sink, KL_CTR_START, "unhinted", 3000);
+	cr_assert_not_null(r, "log:\n%s", sink.log);
+	cr_assert_eq(r->c.mnt_ns, 0);
+	cr_assert(wait_rec(w, &sink, KL_CTR_STOP, "unhinted", 3000));
 	freewatch(w);
 }
 
