@@ -77,6 +77,12 @@ void kl_client_close(struct kl_client *c)
 	xbuf_free(&c->out);
 }
 
+void kl_client_close_at_exit(struct kl_client *c)
+{
+	c->sub_open = false;    /* exit(2) closes its connection: no close, no hang */
+	kl_client_close(c);
+}
+
 int kl_client_call_raw(struct kl_client *c, const void *body, size_t len, void **reply, size_t *rlen)
 {
 	nng_msg *m;

@@ -27,6 +27,14 @@ struct kl_client {
 /* Either URL may be NULL (not used). Dials synchronously. Return: 0 or -errno. */
 int kl_client_open(struct kl_client *c, const char *admin_url, const char *sub_url, int timeout_ms);
 void kl_client_close(struct kl_client *c);
+/*
+ * For a process about to exit: close the req socket and free what is
+ * ours, but leave the sub socket to the kernel. Closing a sub socket
+ * whose pipe is still receiving can hang in Debian's nng 1.5.2
+ * (nanomsg/nng#1713 and kin: `klctl stream` sat minutes in its close
+ * after Ctrl-C, about one exit in five while envelopes flowed).
+ */
+void kl_client_close_at_exit(struct kl_client *c);
 
 /* Send @len raw bytes on req, return the raw reply (nng_free(*reply, *rlen)). */
 int kl_client_call_raw(struct kl_client *c, const void *body, size_t len, void **reply, size_t *rlen);

@@ -414,7 +414,7 @@ static int cmd_stream(int argc, char **argv, bool get_mode)
 	}
 	code = kl_follow_start(&fl, &c, method, &f, has_since, since, err, sizeof(err));
 	if (code) {
-		kl_client_close(&c);
+		kl_client_close_at_exit(&c);
 		return unreachable(code < 0 ? admin_url : method, code, err);
 	}
 	if (!json_out)
@@ -450,7 +450,7 @@ static int cmd_stream(int argc, char **argv, bool get_mode)
 		fprintf(stderr, "klctl: %" PRIu64 " envelopes repaired after transport loss, %" PRIu64
 			" reported lost by the exporter\n", fl.missed, fl.server_gaps);
 	kl_follow_stop(&fl);
-	kl_client_close(&c);
+	kl_client_close_at_exit(&c);
 	return 0;
 }
 

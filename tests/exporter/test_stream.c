@@ -614,6 +614,79 @@ Test(stream, klctl_stream_and_get)
 	kl_exporter_destroy(ex);
 }
 
+/*
+ * Ctrl-C on `klctl stream` while envelopes keep arriving must end it at
+ * once. Closing an nng sub socket whose pipe still receives can hang in
+ * Debian's nng 1.5.2 (nanomsg/nng#1713 and kin): klctl used to sit in
+ * its close for minutes, about one exit in fifteen.
+ */
+Test(stream, klctl_interrupted_mid_stream_exits_promptly, .timeout = 120)
+{
+	struct kl_exporter *ex = start_exporter();
+	struct kl_exporter_counters cnt;
+	uint64_t base = 0, sessions;
+	char cmd[1024], line[8192];
+
+	for (int round = 0; round < 15; round++) {
+		uint64_t end, t0;
+		long pid;
+		int lines = 0, st = 0;
+		pid_t w = 0;
+		FILE *sub;
+
+		kl_exporter_counters(ex, &cnt);
+		sessions = cnt.sessions;
+		snprintf(cmd, sizeof(cmd), "echo $$; exec %s/klctl/klctl --admin %s --subscribe %s --json "
+			 "stream raw --follow", getenv("KLOUDLENS_BUILD_ROOT"), te.admin, te.sub);
+		sub = popen(cmd, "r");
+		cr_assert_not_null(sub);
+		cr_assert_not_null(fgets(line, sizeof(line), sub));
+		pid = strtol(line, NULL, 10);
+		cr_assert_gt(pid, 0);
+		end = now_ms() + 10000;
+		do {
+			kl_exporter_counters(ex, &cnt);
+			if (cnt.sessions > sessions)
+				break;
+			usleep(10000);
+		} while (now_ms() < end);
+		cr_assert_gt(cnt.sessions, sessions, "round %d: klctl never subscribed", round);
+		cr_assert_eq(produce(raw, base, 4000, 9), 0);
+		base += 4000;
+		while (lines < 100 && fgets(line, sizeof(line), sub))
+			lines++;
+		cr_assert_eq(lines, 100, "round %d: klctl printed %d envelopes", round, lines);
+		/* interrupted while the rest is still on its way */
+		t0 = now_ms();
+		kill((pid_t)pid, SIGINT);
+		/* keep its stdout drained (a full pipe would block it, not nng),
+		 * without blocking on a klctl that never exits */
+		fcntl(fileno(sub), F_SETFL, fcntl(fileno(sub), F_GETFL) | O_NONBLOCK);
+		/* WNOWAIT: look without reaping, pclose() does that */
+		for (;;) {
+			siginfo_t si = { 0 };
+
+			while (read(fileno(sub), line, sizeof(line)) > 0)
+				;
+
+			if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid) {
+				w = si.si_pid;
+				break;
+			}
+			if (now_ms() >= t0 + 5000)
+				break;
+			usleep(10000);
+		}
+		if (w == 0)
+			kill((pid_t)pid, SIGKILL);
+		st = pclose(sub);
+		cr_assert_eq(w, (pid_t)pid, "round %d: klctl still running 5 s after SIGINT", round);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "round %d: klctl status %#x", round, st);
+		wait_published(ex, base);
+	}
+	kl_exporter_destroy(ex);
+}
+
 Test(stream, klctl_unreachable)
 {
 	char cmd[512], line[512] = "";
