@@ -215,6 +215,15 @@ static void watch_container(struct shm_consumer *c, const char *pod, struct seen
 	}
 }
 
+static void assert_seen(const struct seen *s)
+{
+	cr_assert(s->start, "no container START/SNAPSHOT record for %s", ctr_id);
+	cr_assert(s->open_ok, "open of /etc/hostname inside the container not seen with its pod");
+	cr_assert(s->read_ok, "read on the fd of /etc/hostname not resolved to its path");
+	cr_assert(s->write_ok, "write to the redirected stdout not resolved to /tmp/copy");
+	cr_assert(s->stop_seen, "no container STOP record once the container was gone");
+}
+
 Test(enricher_live, runc_container_events_carry_pod_and_fd_paths)
 {
 	char bundle[200];
@@ -228,11 +237,7 @@ Test(enricher_live, runc_container_events_carry_pod_and_fd_paths)
 	cr_assert_eq(rc, 3, "runc run: exit %d (see %s/run.err)", rc, dir);
 
 	watch_container(c, "shop-7d4-live", &s);
-	cr_assert(s.start, "no container START/SNAPSHOT record for %s", ctr_id);
-	cr_assert(s.open_ok, "open of /etc/hostname inside the container not seen with its pod");
-	cr_assert(s.read_ok, "read on the fd of /etc/hostname not resolved to its path");
-	cr_assert(s.write_ok, "write to the redirected stdout not resolved to /tmp/copy");
-	cr_assert(s.stop_seen, "no container STOP record after runc run returned");
+	assert_seen(&s);
 	shm_consumer_detach(c);
 	shm_ring_close(en);
 }
@@ -267,12 +272,8 @@ Test(enricher_live, container_gone_before_its_state_is_read_keeps_its_pod)
 	cr_assert_eq(rc, 0, "runc create/start, wait for exit, rmdir cgroup: exit %d (see %s/run.err)", rc, dir);
 
 	watch_container(c, "brief-9f2", &s);
-	cr_assert(s.start, "no container START record for %s", ctr_id);
 	cr_assert_neq(s.start_pid_ns, 0, "START without the init's pid namespace");
-	cr_assert(s.open_ok, "open of /etc/hostname inside the gone container not seen with its pod");
-	cr_assert(s.read_ok, "read on the fd of /etc/hostname not resolved to its path");
-	cr_assert(s.write_ok, "write to the redirected stdout not resolved to /tmp/copy");
-	cr_assert(s.stop_seen, "no container STOP record once its init was found gone");
+	assert_seen(&s);
 	shm_consumer_detach(c);
 	shm_ring_close(en);
 }

@@ -360,6 +360,35 @@ Test(stream, stalled_subscriber_does_not_stall_the_exporter)
 	kl_exporter_destroy(ex);
 }
 
+/* `klctl --json stream raw ARGS` as a real process: its stdout, *pid, and
+ * back once the exporter counts its session. */
+static FILE *klctl_stream(struct kl_exporter *ex, const char *args, long *pid)
+{
+	struct kl_exporter_counters cnt;
+	char cmd[1024], line[64];
+	uint64_t before, end;
+	FILE *sub;
+
+	kl_exporter_counters(ex, &cnt);
+	before = cnt.sessions;
+	snprintf(cmd, sizeof(cmd), "echo $$; exec %s/klctl/klctl --admin %s --subscribe %s --json stream raw %s",
+		 getenv("KLOUDLENS_BUILD_ROOT"), te.admin, te.sub, args);
+	sub = popen(cmd, "r");
+	cr_assert_not_null(sub);
+	cr_assert_not_null(fgets(line, sizeof(line), sub));
+	*pid = strtol(line, NULL, 10);
+	cr_assert_gt(*pid, 0);
+	end = now_ms() + 10000;
+	do {
+		kl_exporter_counters(ex, &cnt);
+		if (cnt.sessions > before)
+			return sub;
+		usleep(10000);
+	} while (now_ms() < end);
+	cr_assert_fail("klctl never subscribed");
+	return NULL;
+}
+
 Test(stream, subscriber_disconnects_mid_stream)
 {
 	struct kl_exporter *ex = start_exporter();
@@ -368,8 +397,7 @@ Test(stream, subscriber_disconnects_mid_stream)
 	struct seen s2 = { 0 };
 	struct kl_exporter_counters cnt;
 	char err[256];
-	uint64_t end;
-	char cmd[1024], line[8192];
+	char line[8192];
 	long pid = 0;
 	int lines = 0;
 	FILE *sub;
@@ -381,22 +409,7 @@ Test(stream, subscriber_disconnects_mid_stream)
 	 * can hang in Debian's nng 1.5.2, nanomsg/nng#1713; a subscriber that
 	 * vanishes is what this case is about anyway.)
 	 */
-	snprintf(cmd, sizeof(cmd), "echo $$; exec %s/klctl/klctl --admin %s --subscribe %s --json stream raw",
-		 getenv("KLOUDLENS_BUILD_ROOT"), te.admin, te.sub);
-	sub = popen(cmd, "r");
-	cr_assert_not_null(sub);
-	cr_assert_not_null(fgets(line, sizeof(line), sub));
-	pid = strtol(line, NULL, 10);
-	cr_assert_gt(pid, 0);
-	/* its subscription is up once the exporter counts a session */
-	end = now_ms() + 10000;
-	do {
-		kl_exporter_counters(ex, &cnt);
-		if (cnt.sessions)
-			break;
-		usleep(20000);
-	} while (now_ms() < end);
-	cr_assert_eq(cnt.sessions, 1, "klctl never subscribed");
+	sub = klctl_stream(ex, "", &pid);
 	cr_assert_eq(produce(raw, 0, 2000, 5), 0);
 	/* bounds well under the test timeout: a stall shows which step, not just "timed out" */
 	while (lines < 500 && fgets(line, sizeof(line), sub))
@@ -623,34 +636,17 @@ Test(stream, klctl_stream_and_get)
 Test(stream, klctl_interrupted_mid_stream_exits_promptly, .timeout = 120)
 {
 	struct kl_exporter *ex = start_exporter();
-	struct kl_exporter_counters cnt;
-	uint64_t base = 0, sessions;
-	char cmd[1024], line[8192];
+	uint64_t base = 0;
+	char line[8192];
 
 	for (int round = 0; round < 15; round++) {
-		uint64_t end, t0;
+		uint64_t t0;
 		long pid;
 		int lines = 0, st = 0;
 		pid_t w = 0;
 		FILE *sub;
 
-		kl_exporter_counters(ex, &cnt);
-		sessions = cnt.sessions;
-		snprintf(cmd, sizeof(cmd), "echo $$; exec %s/klctl/klctl --admin %s --subscribe %s --json "
-			 "stream raw --follow", getenv("KLOUDLENS_BUILD_ROOT"), te.admin, te.sub);
-		sub = popen(cmd, "r");
-		cr_assert_not_null(sub);
-		cr_assert_not_null(fgets(line, sizeof(line), sub));
-		pid = strtol(line, NULL, 10);
-		cr_assert_gt(pid, 0);
-		end = now_ms() + 10000;
-		do {
-			kl_exporter_counters(ex, &cnt);
-			if (cnt.sessions > sessions)
-				break;
-			usleep(10000);
-		} while (now_ms() < end);
-		cr_assert_gt(cnt.sessions, sessions, "round %d: klctl never subscribed", round);
+		sub = klctl_stream(ex, "--follow", &pid);
 		cr_assert_eq(produce(raw, base, 4000, 9), 0);
 		base += 4000;
 		while (lines < 100 && fgets(line, sizeof(line), sub))
