@@ -19,93 +19,8 @@
 #include <kloudlens/recutil.h>
 
 #include "../tests/common/benchstream.h"
-#include "../tests/common/rawgen.h"
+#include "../tests/common/webgen.h"
 #include "enrich.h"
-
-/*
- * Roughly what a busy web node looks like: long-lived servers doing
- * socket I/O and file reads, short-lived children (fork, exec, a few
- * opens, reads, exit) so pids get reused, containers coming and going.
- */
-static void generate(struct stream *s, uint64_t target)
-{
-	uint8_t rec[2048];
-	uint64_t ts = 1000000000ull;
-	uint32_t next_pid = 1000;
-	static const char *paths[] = { "/etc/passwd", "/var/www/index.html", "/usr/lib/x86_64-linux-gnu/libc.so.6",
-				       "/tmp/upload.bin", "conf/app.yaml", "../data/cache.db", "/proc/self/status" };
-	struct rg_task servers[16];
-	struct rg_ctr ctr = { .kind = KL_CTR_START, .runtime = KL_RT_CONTAINERD, .id = "0123456789abcdef",
-			      .name = "web", .image = "registry.local/web:1.4", .pod = "web-7d4b9c-abcde",
-			      .pod_ns = "shop", .pod_uid = "1b4e28ba-2fa1-11d2-883f-0016d3cca427" };
-
-	for (int i = 0; i < 16; i++) {
-		ctr.cgroup_id = 5000 + (uint64_t)i;
-		ctr.mnt_ns = 4026532000u + (uint32_t)i;
-		ctr.init_pid = 100 + (uint32_t)i;
-		push(s, KL_REC_CONTAINER, rec, rg_container(rec, sizeof(rec), ++s->seq, ts, &ctr));
-		servers[i] = (struct rg_task){ .pid = 100 + (uint32_t)i, .ppid = 1, .start_ns = ts,
-					       .cgroup_id = 5000 + (uint64_t)i, .mnt_ns = 4026532000u + (uint32_t)i,
-					       .comm = "server" };
-		push(s, KL_REC_PROC, rec, rg_proc(rec, sizeof(rec), &servers[i], ++s->seq, ts, KL_PROC_SNAPSHOT,
-						  NULL, "/usr/bin/server", "server\0--port\08080\0", 19, "/srv", 0));
-		struct rg_sc c = { .nr = 41, .ret = 3, .args = { AF_INET, SOCK_STREAM } };
-		push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), &servers[i], ++s->seq, ts, &c));
-	}
-	struct sockaddr_in peer = rg_sin("10.1.2.3", 5432), client = rg_sin("172.16.0.9", 40000);
-	while (s->n < target) {
-		ts += 1000;
-		struct rg_task *srv = &servers[rnd() % 16];
-		uint64_t r = rnd() % 100;
-		if (r < 60) {
-			/* request: accept, read, open+read+close a file, write, close */
-			struct rg_sc c = { .nr = 288, .ret = 4, .args = { 3 }, .sa2 = &client, .sa2len = sizeof(client) };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 0, .ret = 512, .args = { 4 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 257, .ret = 5, .args = { (uint64_t)-100 }, .path = paths[rnd() % 7] };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 0, .ret = 4096, .args = { 5 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 3, .ret = 0, .args = { 5 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 1, .ret = 2048, .args = { 4 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 3, .ret = 0, .args = { 4 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-		} else if (r < 85) {
-			/* backend call */
-			struct rg_sc c = { .nr = 41, .ret = 6, .args = { AF_INET, SOCK_STREAM } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 42, .ret = 0, .args = { 6 }, .sa = &peer, .salen = sizeof(peer) };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 44, .ret = 100, .args = { 6 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 45, .ret = 300, .args = { 6 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-			c = (struct rg_sc){ .nr = 3, .ret = 0, .args = { 6 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), srv, ++s->seq, ts, &c));
-		} else {
-			/* a short-lived child: fork, exec, open/read/close, exit (pids wrap: reuse) */
-			struct rg_task ch = { .pid = next_pid, .ppid = srv->pid, .start_ns = ts,
-					      .cgroup_id = srv->cgroup_id, .mnt_ns = srv->mnt_ns, .comm = "sh" };
-			next_pid = next_pid >= 30000 ? 1000 : next_pid + 1;
-			push(s, KL_REC_PROC, rec, rg_proc(rec, sizeof(rec), &ch, ++s->seq, ts, KL_PROC_FORK, srv, NULL,
-							  NULL, 0, NULL, 0));
-			push(s, KL_REC_PROC, rec, rg_proc(rec, sizeof(rec), &ch, ++s->seq, ts + 10, KL_PROC_EXEC, NULL,
-							  "/bin/sh", "sh\0-c\0/usr/bin/convert in.png out.jpg", sizeof("sh\0-c\0/usr/bin/convert in.png out.jpg"),
-							  NULL, 0));
-			struct rg_sc c = { .nr = 2, .ret = 3, .path = paths[rnd() % 7] };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), &ch, ++s->seq, ts + 20, &c));
-			c = (struct rg_sc){ .nr = 0, .ret = 100, .args = { 3 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), &ch, ++s->seq, ts + 30, &c));
-			c = (struct rg_sc){ .nr = 3, .ret = 0, .args = { 3 } };
-			push(s, KL_REC_SYSCALL, rec, rg_syscall(rec, sizeof(rec), &ch, ++s->seq, ts + 40, &c));
-			push(s, KL_REC_PROC, rec, rg_proc(rec, sizeof(rec), &ch, ++s->seq, ts + 50, KL_PROC_EXIT, NULL, NULL,
-							  NULL, 0, NULL, 0));
-		}
-	}
-}
 
 int main(int argc, char **argv)
 {
@@ -134,7 +49,7 @@ int main(int argc, char **argv)
 		}
 	}
 	long rss0 = peak_kb();
-	if (file ? load_file(&s, file, "enricher-bench", KL_REC_ENRICHED - 1) : (generate(&s, n), 0))
+	if (file ? load_file(&s, file, "enricher-bench", KL_REC_ENRICHED - 1) : (web_generate(&s, n, false), 0))
 		return 1;
 	if (!s.n) {
 		fprintf(stderr, "enricher-bench: empty stream\n");
