@@ -509,11 +509,50 @@ static int before_drop(void *ctx)
 	return 0;
 }
 
+struct own_ctx {
+	struct kl_stage_spec *spec;
+	struct daemon *d;
+	struct bl_config *cfg;
+	struct bl_policy *def;
+	const char **pdir, **rpc_url;
+};
+
+/* kl_stage_args()' callback: baselined's own options */
+static int own_opt(void *ctx, int opt, const char *arg)
+{
+	struct own_ctx *oc = ctx;
+	uint64_t dur;
+
+	switch (opt) {
+	case 'S': oc->spec->inputs[1] = *arg ? arg : NULL; return 0;
+	case 'n': snprintf(oc->d->node, sizeof(oc->d->node), "%s", arg); return 0;
+	case 'p': oc->d->profiles = arg; return 0;
+	case 'P': *oc->pdir = arg; return 0;
+	case 'r': *oc->rpc_url = arg; return 0;
+	case 'W':
+	case 'R':
+		/* 24h, 90m, 1h30m, 10s */
+		if (bl_parse_duration(arg, &dur) || !dur)
+			return -EINVAL;
+		if (opt == 'W')
+			oc->def->window_ns = dur;
+		else
+			oc->cfg->rate_window_ns = dur;
+		return 0;
+	case 'M': return kl_parse_u64(arg, 1, &oc->def->min_samples);
+	case 'N': return kl_parse_u32(arg, &oc->def->min_pods);
+	case 'C': return parse_categories(arg, &oc->def->learn) ? -EINVAL : 0;
+	case 'E': oc->def->emit = strcmp(arg, "none") != 0; return 0;
+	case 'F': return kl_parse_u64(arg, 1, &oc->cfg->rare_floor);
+	case 'X': return kl_parse_u32(arg, &oc->cfg->max_workloads);
+	case 'I': return kl_parse_u32(arg, &oc->cfg->max_items);
+	default: return -EINVAL;
+	}
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = NULL, *in = "intents", *sysin = "enriched", *outname = "deviations";
-	const char *user = "kloudlens", *pdir = NULL, *rpc_url = NULL;
-	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
+	const char *pdir = NULL, *rpc_url = NULL;
 	struct bl_config cfg;
 	struct bl_policy def;
 	struct daemon d = { .lock = PTHREAD_MUTEX_INITIALIZER, .profiles = "/var/lib/kloudlens/profiles" };
@@ -522,14 +561,11 @@ int main(int argc, char **argv)
 	struct shm_stats *stats;
 	struct kl_stage sg;
 	char url[4200];
-	double wait_s = 30;
-	int opt, err, rc = 1;
-	uint64_t dur;
+	struct own_ctx oc;
+	int err, rc = 1;
 	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' }, { "input", required_argument, NULL, 'i' },
-		{ "syscalls", required_argument, NULL, 'S' }, { "output", required_argument, NULL, 'o' },
-		{ "capacity", required_argument, NULL, 'c' }, { "user", required_argument, NULL, 'u' },
-		{ "wait", required_argument, NULL, 'w' }, { "node", required_argument, NULL, 'n' },
+		KL_STAGE_LONGOPTS,
+		{ "syscalls", required_argument, NULL, 'S' }, { "node", required_argument, NULL, 'n' },
 		{ "profiles", required_argument, NULL, 'p' }, { "policy-dir", required_argument, NULL, 'P' },
 		{ "rpc", required_argument, NULL, 'r' }, { "window", required_argument, NULL, 'W' },
 		{ "min-samples", required_argument, NULL, 'M' }, { "min-pods", required_argument, NULL, 'N' },
@@ -538,60 +574,32 @@ int main(int argc, char **argv)
 		{ "max-workloads", required_argument, NULL, 'X' }, { "max-items", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
+	/* without the enriched ring only the syscall set is missing: not a reason to stop */
+	struct kl_stage_spec spec = {
+		.component = COMPONENT, .user = "kloudlens", .wait_s = 30,
+		.inputs = { "intents", "enriched" }, .optional = { false, true },
+		.output = "deviations", .out_type = KL_REC_DEVIATION, .ro = SHM_RING_OPTS_INIT,
+		.before_drop = before_drop, .ctx = &su,
+	};
 
 	if (argc > 1 && !strcmp(argv[1], "merge"))
 		return cmd_merge(argc, argv);
 	bl_config_default(&cfg);
 	bl_policy_default(&def);
-	ro.policy = SHM_POLICY_BLOCK;
-	ro.capacity = 16u << 20;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': dir = optarg; break;
-		case 'i': in = optarg; break;
-		case 'S': sysin = optarg; break;
-		case 'o': outname = optarg; break;
-		case 'c': ro.capacity = strtoull(optarg, NULL, 0); break;
-		case 'u': user = optarg; break;
-		case 'w': wait_s = strtod(optarg, NULL); break;
-		case 'n': snprintf(d.node, sizeof(d.node), "%s", optarg); break;
-		case 'p': d.profiles = optarg; break;
-		case 'P': pdir = optarg; break;
-		case 'r': rpc_url = optarg; break;
-		case 'W':
-		case 'R':
-			if (bl_parse_duration(optarg, &dur) || !dur) {
-				fprintf(stderr, "kl-baselined: bad duration \"%s\" (24h, 90m, 1h30m, 10s)\n", optarg);
-				return 2;
-			}
-			if (opt == 'W')
-				def.window_ns = dur;
-			else
-				cfg.rate_window_ns = dur;
-			break;
-		case 'M': def.min_samples = strtoull(optarg, NULL, 0); break;
-		case 'N': def.min_pods = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'C':
-			if (parse_categories(optarg, &def.learn)) {
-				fprintf(stderr, "kl-baselined: bad --categories \"%s\"\n", optarg);
-				return 2;
-			}
-			break;
-		case 'E': def.emit = strcmp(optarg, "none") != 0; break;
-		case 'F': cfg.rare_floor = strtoull(optarg, NULL, 0); break;
-		case 'X': cfg.max_workloads = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'I': cfg.max_items = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	spec.ro.policy = SHM_POLICY_BLOCK;
+	spec.ro.capacity = 16u << 20;
+	oc = (struct own_ctx){ &spec, &d, &cfg, &def, &pdir, &rpc_url };
+	rc = kl_stage_args(argc, argv, opts, &spec, own_opt, &oc, usage);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
 	if (!d.node[0] && gethostname(d.node, sizeof(d.node) - 1) < 0)
 		d.node[0] = 0;
 	snprintf(cfg.node, sizeof(cfg.node), "%s", d.node);
 	cfg.policies_only = pdir != NULL;
 	d.off = (int64_t)kl_now_real_ns() - (int64_t)kl_now_mono_ns();
 	if (!rpc_url) {
-		kl_rpc_stage_url(url, sizeof(url), dir, COMPONENT);
+		kl_rpc_stage_url(url, sizeof(url), spec.dir, COMPONENT);
 		rpc_url = url;
 	}
 
@@ -603,17 +611,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bl_engine_set_policies(d.e, NULL, 0, &def);
-	su.user = user;
+	su.user = spec.user;
 	su.pdir = pdir;
 	su.rpc_url = rpc_url;
 	su.def = &def;
-	struct kl_stage_spec spec = {
-		.component = COMPONENT, .dir = dir, .user = user, .wait_s = wait_s,
-		/* without the enriched ring only the syscall set is missing: not a reason to stop */
-		.inputs = { in, sysin && *sysin ? sysin : NULL }, .optional = { false, true },
-		.output = outname, .out_type = KL_REC_DEVIATION, .ro = ro,
-		.before_drop = before_drop, .ctx = &su,
-	};
 	if (kl_stage_setup(&spec, &sg))
 		goto out;
 	c = sg.cons[0];
@@ -642,8 +643,8 @@ int main(int argc, char **argv)
 	uint64_t *m_rtskip = shm_stats_metric(stats, "kloudlens_baselined_runtime_skipped_total", NULL,
 					      "Records of a container runtime's init entering a container (not learned, not checked)",
 					      SHM_COUNTER);
-	kl_log(COMPONENT, "info", "running: %s%s%s -> %s, profiles in %s, rpc %s, as uid %d", in,
-	       csys ? " + " : "", csys ? sysin : "", outname, d.profiles, su.srv ? rpc_url : "-", (int)getuid());
+	kl_log(COMPONENT, "info", "running: %s%s%s -> %s, profiles in %s, rpc %s, as uid %d",
+	       spec.inputs[0], csys ? " + " : "", csys ? spec.inputs[1] : "", spec.output, d.profiles, su.srv ? rpc_url : "-", (int)getuid());
 
 	struct shm_rec recs[BATCH];
 	bool draining = false;
@@ -668,7 +669,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (n < 0) {
-			kl_log(COMPONENT, "error", "ring %s: %s", in, strerror(-n));
+			kl_log(COMPONENT, "error", "ring %s: %s", spec.inputs[0], strerror(-n));
 			break;
 		}
 		pthread_mutex_lock(&d.lock);

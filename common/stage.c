@@ -5,6 +5,7 @@
  * and signals that break a blocked poll.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -246,4 +247,116 @@ void kl_stage_teardown(struct kl_stage *st)
 	}
 	shm_stats_close(st->stats);
 	st->stats = NULL;
+}
+
+int kl_parse_u64(const char *arg, uint64_t scale, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!arg || !*arg || arg[0] == '-' || arg[0] == '+' || arg[0] == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(arg, &end, 0);
+	if (errno)
+		return -errno;
+	if (*end)
+		return -EINVAL;
+	if (scale && v > UINT64_MAX / scale)
+		return -ERANGE;
+	*out = (uint64_t)v * (scale ? scale : 1);
+	return 0;
+}
+
+int kl_parse_u32(const char *arg, uint32_t *out)
+{
+	uint64_t v;
+	int err = kl_parse_u64(arg, 1, &v);
+
+	if (err)
+		return err;
+	if (v > UINT32_MAX)
+		return -ERANGE;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int kl_stage_opt(struct kl_stage_spec *sp, int opt, const char *arg)
+{
+	const char *name;
+	uint64_t v = 0;
+	char *end;
+	int err = 0;
+
+	switch (opt) {
+	case 'd': sp->dir = arg; return 1;
+	case 'i': sp->inputs[0] = arg; return 1;
+	case 'o': sp->output = arg; return 1;
+	case 'u': sp->user = arg; return 1;
+	case 'c':
+		name = "--capacity";
+		err = kl_parse_u64(arg, 1, &v);
+		if (!err && !v)
+			err = -EINVAL;
+		sp->ro.capacity = v;
+		break;
+	case 'm':
+		name = "--ring-mode";
+		errno = 0;
+		v = strtoull(arg, &end, 8);
+		if (errno || end == arg || *end || v > 0777)
+			err = -EINVAL;
+		sp->ro.mode = (mode_t)v;
+		break;
+	case 'w':
+		name = "--wait";
+		errno = 0;
+		sp->wait_s = strtod(arg, &end);
+		if (errno || end == arg || *end || !(sp->wait_s >= 0))
+			err = -EINVAL;
+		break;
+	default:
+		return 0;
+	}
+	if (err) {
+		kl_log(sp->component, "error", "%s: bad value \"%s\"", name, arg);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+int kl_stage_bad_value(const char *component, const struct option *opts, int opt, const char *arg)
+{
+	const char *name = "?";
+
+	for (; opts && opts->name; opts++)
+		if (opts->val == opt) {
+			name = opts->name;
+			break;
+		}
+	kl_log(component, "error", "--%s: bad value \"%s\"", name, arg ? arg : "");
+	return 2;
+}
+
+int kl_stage_args(int argc, char **argv, const struct option *opts, struct kl_stage_spec *sp,
+		  int (*own)(void *ctx, int opt, const char *arg), void *ctx, void (*usage)(FILE *))
+{
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (opt == '?' || opt == ':') {
+			usage(stderr);
+			return 2;
+		}
+		r = kl_stage_opt(sp, opt, optarg);
+		if (r < 0)
+			return 2;
+		if (r == 0 && (!own || own(ctx, opt, optarg)))
+			return kl_stage_bad_value(sp->component, opts, opt, optarg);
+	}
+	return -1;
 }

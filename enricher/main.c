@@ -42,52 +42,44 @@ static void usage(FILE *o)
 	      o);
 }
 
+/* kl_stage_args()' callback: the enricher's own options */
+static int own_opt(void *ctx, int opt, const char *arg)
+{
+	struct kl_enricher_opts *eo = ctx;
+
+	switch (opt) {
+	case 'P': return kl_parse_u32(arg, &eo->max_procs);
+	case 'g': return kl_parse_u64(arg, 1000000ull, &eo->exit_grace_ns);
+	default: return -EINVAL;
+	}
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = NULL, *in = "raw", *outname = "enriched", *user = "kloudlens";
-	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
 	struct kl_enricher_opts eo = { 0 };
 	struct kl_stage sg;
 	struct shm_ring *rout;
 	struct shm_consumer *c;
 	struct shm_stats *stats;
 	struct kl_enricher *e = NULL;
-	double wait_s = 30;
-	int opt, err, rc = 1;
+	int err, rc = 1;
 	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "capacity", required_argument, NULL, 'c' },
-		{ "ring-mode", required_argument, NULL, 'm' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "wait", required_argument, NULL, 'w' },
+		KL_STAGE_LONGOPTS,
 		{ "max-procs", required_argument, NULL, 'P' },
 		{ "exit-grace-ms", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-
-	ro.policy = SHM_POLICY_BLOCK;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': dir = optarg; break;
-		case 'i': in = optarg; break;
-		case 'o': outname = optarg; break;
-		case 'c': ro.capacity = strtoull(optarg, NULL, 0); break;
-		case 'm': ro.mode = (mode_t)strtoul(optarg, NULL, 8); break;
-		case 'u': user = optarg; break;
-		case 'w': wait_s = strtod(optarg, NULL); break;
-		case 'P': eo.max_procs = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'g': eo.exit_grace_ns = strtoull(optarg, NULL, 0) * 1000000ull; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
 	struct kl_stage_spec spec = {
-		.component = COMPONENT, .dir = dir, .user = user, .wait_s = wait_s,
-		.inputs = { in }, .output = outname, .out_type = KL_REC_ENRICHED, .ro = ro,
+		.component = COMPONENT, .user = "kloudlens", .wait_s = 30,
+		.inputs = { "raw" }, .output = "enriched", .out_type = KL_REC_ENRICHED, .ro = SHM_RING_OPTS_INIT,
 	};
+
+	spec.ro.policy = SHM_POLICY_BLOCK;
+	rc = kl_stage_args(argc, argv, opts, &spec, own_opt, &eo, usage);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
 	if (kl_stage_setup(&spec, &sg))
 		return 1;
 	c = sg.cons[0];
@@ -118,7 +110,7 @@ int main(int argc, char **argv)
 	uint64_t *m_trunc = shm_stats_metric(stats, "kloudlens_enricher_truncated_total", NULL,
 					     "Enriched records whose enrichment was cut to fit", SHM_COUNTER);
 
-	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
+	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", spec.inputs[0], spec.output, (int)getuid());
 
 	struct shm_rec recs[BATCH];
 	for (;;) {
@@ -136,7 +128,7 @@ int main(int argc, char **argv)
 				need = shm_ring_max_record(rout);
 			err = shm_reserve(rout, (uint32_t)need, KL_REC_ENRICHED, &p);
 			if (err) {
-				kl_log(COMPONENT, "error", "ring %s: reserve: %s", outname, strerror(-err));
+				kl_log(COMPONENT, "error", "ring %s: reserve: %s", spec.output, strerror(-err));
 				goto out;
 			}
 			long w = kl_enricher_process(e, recs[i].type, recs[i].data, recs[i].len, p, need);

@@ -46,18 +46,6 @@ static void usage(FILE *o)
 	      o);
 }
 
-static int parse_u64(const char *s, uint64_t mul, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || s[0] == '-')
-		return -EINVAL;
-	*out = (uint64_t)v * mul;
-	return 0;
-}
-
 /* kl_stage_setup's before_drop: the query socket, owned by the stage user */
 struct query_socket {
 	struct kl_graphd_rpc *x;
@@ -78,28 +66,45 @@ static int start_queries(void *ctx)
 	return err;
 }
 
+struct own_ctx {
+	struct kl_graphd_opts *go;
+	const char **rpc_url;
+};
+
+/* kl_stage_args()' callback: graphd's own options */
+static int own_opt(void *ctx, int opt, const char *arg)
+{
+	struct own_ctx *oc = ctx;
+	struct kl_graphd_opts *go = oc->go;
+
+	switch (opt) {
+	case 'r': *oc->rpc_url = arg; return 0;
+	case 'N': return kl_parse_u32(arg, &go->max_nodes);
+	case 'E': return kl_parse_u32(arg, &go->max_edges);
+	case 'S': return kl_parse_u32(arg, &go->max_sessions);
+	case 'G': return kl_parse_u64(arg, 1000000ull, &go->grace_ns);
+	case 'R': return kl_parse_u64(arg, 1000000000ull, &go->retention_ns);
+	case 'F': return kl_parse_u64(arg, 1000000ull, &go->shared_window_ns);
+	case 'T': return kl_parse_u64(arg, 1000000ull, &go->net_window_ns);
+	case 'U': return kl_parse_u64(arg, 1000000ull, &go->update_ns);
+	default: return -EINVAL;
+	}
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = NULL, *in = "enriched", *outname = "graph", *user = "kloudlens", *rpc_url = NULL;
-	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
+	const char *rpc_url = NULL;
 	struct kl_graphd_opts go = { 0 };
 	struct kl_graphd_rpc x = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	struct query_socket qs = { .x = &x };
 	struct kl_stage sg;
 	struct shm_consumer *c = NULL;
 	struct shm_stats *stats = NULL;
-	double wait_s = 30;
 	char url[512];
-	int opt, err, rc = 1;
-	uint64_t v;
+	struct own_ctx oc = { &go, &rpc_url };
+	int err, rc = 1;
 	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "capacity", required_argument, NULL, 'c' },
-		{ "ring-mode", required_argument, NULL, 'm' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "wait", required_argument, NULL, 'w' },
+		KL_STAGE_LONGOPTS,
 		{ "rpc", required_argument, NULL, 'r' },
 		{ "max-nodes", required_argument, NULL, 'N' },
 		{ "max-edges", required_argument, NULL, 'E' },
@@ -112,51 +117,28 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	struct kl_stage_spec spec = {
+		.component = C, .user = "kloudlens", .wait_s = 30,
+		.inputs = { "enriched" }, .output = "graph", .out_type = KL_REC_GRAPH, .ro = SHM_RING_OPTS_INIT,
+		.before_drop = start_queries, .ctx = &qs,
+	};
 
-	ro.policy = SHM_POLICY_BLOCK;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		err = 0;
-		switch (opt) {
-		case 'd': dir = optarg; break;
-		case 'i': in = optarg; break;
-		case 'o': outname = optarg; break;
-		case 'c': err = parse_u64(optarg, 1, &v); ro.capacity = v; break;
-		case 'm': ro.mode = (mode_t)strtoul(optarg, NULL, 8); break;
-		case 'u': user = optarg; break;
-		case 'w': wait_s = strtod(optarg, NULL); break;
-		case 'r': rpc_url = optarg; break;
-		case 'N': err = parse_u64(optarg, 1, &v); go.max_nodes = (uint32_t)v; break;
-		case 'E': err = parse_u64(optarg, 1, &v); go.max_edges = (uint32_t)v; break;
-		case 'S': err = parse_u64(optarg, 1, &v); go.max_sessions = (uint32_t)v; break;
-		case 'G': err = parse_u64(optarg, 1000000ull, &go.grace_ns); break;
-		case 'R': err = parse_u64(optarg, 1000000000ull, &go.retention_ns); break;
-		case 'F': err = parse_u64(optarg, 1000000ull, &go.shared_window_ns); break;
-		case 'T': err = parse_u64(optarg, 1000000ull, &go.net_window_ns); break;
-		case 'U': err = parse_u64(optarg, 1000000ull, &go.update_ns); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-		if (err) {
-			kl_log(C, "error", "bad value for option: %s", optarg);
-			return 2;
-		}
-	}
+	spec.ro.policy = SHM_POLICY_BLOCK;
+	rc = kl_stage_args(argc, argv, opts, &spec, own_opt, &oc, usage);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
 	if (!rpc_url)
-		kl_rpc_stage_url(url, sizeof(url), dir, C);
+		kl_rpc_stage_url(url, sizeof(url), spec.dir, C);
 	else
 		snprintf(url, sizeof(url), "%s", rpc_url);
 	qs.url = url;
-	qs.user = user;
+	qs.user = spec.user;
 	err = kl_graphd_new(&go, kl_stage_emit, &sg.out, &x.g);
 	if (err) {
 		kl_log(C, "error", "engine: %s", strerror(-err));
 		return 1;
 	}
-	struct kl_stage_spec spec = {
-		.component = C, .dir = dir, .user = user, .wait_s = wait_s,
-		.inputs = { in }, .output = outname, .out_type = KL_REC_GRAPH, .ro = ro,
-		.before_drop = start_queries, .ctx = &qs,
-	};
 	if (kl_stage_setup(&spec, &sg)) {
 		kl_rpc_server_stop(qs.srv);
 		kl_graphd_free(x.g);
@@ -200,7 +182,7 @@ int main(int argc, char **argv)
 	uint64_t *m_emit_err = shm_stats_metric(stats, "kloudlens_graphd_emit_errors_total", NULL,
 						"Graph records that could not be written to the ring", SHM_COUNTER);
 
-	kl_log(C, "info", "running: %s -> %s, queries on %s, as uid %d", in, outname, url, (int)getuid());
+	kl_log(C, "info", "running: %s -> %s, queries on %s, as uid %d", spec.inputs[0], spec.output, url, (int)getuid());
 
 	struct shm_rec recs[BATCH];
 	uint64_t last_ts = 0;

@@ -48,26 +48,39 @@ static void usage(FILE *o)
 	      o);
 }
 
+struct own_ctx {
+	struct kl_intentd_opts *io;
+	char *node;
+	size_t node_len;
+};
+
+/* kl_stage_args()' callback: intentd's own options */
+static int own_opt(void *ctx, int opt, const char *arg)
+{
+	struct own_ctx *oc = ctx;
+
+	switch (opt) {
+	case 'n': snprintf(oc->node, oc->node_len, "%s", arg); return 0;
+	case 'W': return kl_parse_u64(arg, 1000000ull, &oc->io->window_ns);
+	case 'P': return kl_parse_u32(arg, &oc->io->max_procs);
+	case 'O': return kl_parse_u32(arg, &oc->io->max_open);
+	case 'T': return kl_parse_u64(arg, 1000000ull, &oc->io->dns_timeout_ns);
+	default: return -EINVAL;
+	}
+}
+
 int main(int argc, char **argv)
 {
-	const char *dir = NULL, *in = "enriched", *outname = "intents", *user = "kloudlens";
-	struct shm_ring_opts ro = SHM_RING_OPTS_INIT;
 	struct kl_intentd_opts io = { 0 };
 	struct kl_stage sg;
 	struct shm_consumer *c;
 	struct shm_stats *stats;
 	struct kl_intentd *e = NULL;
 	char node[256] = "";
-	double wait_s = 30;
-	int opt, err, rc = 1;
+	struct own_ctx oc = { &io, node, sizeof(node) };
+	int err, rc = 1;
 	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' },
-		{ "input", required_argument, NULL, 'i' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "capacity", required_argument, NULL, 'c' },
-		{ "ring-mode", required_argument, NULL, 'm' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "wait", required_argument, NULL, 'w' },
+		KL_STAGE_LONGOPTS,
 		{ "node", required_argument, NULL, 'n' },
 		{ "window-ms", required_argument, NULL, 'W' },
 		{ "max-procs", required_argument, NULL, 'P' },
@@ -76,33 +89,19 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	struct kl_stage_spec spec = {
+		.component = COMPONENT, .user = "kloudlens", .wait_s = 30,
+		.inputs = { "enriched" }, .output = "intents", .out_type = KL_REC_INTENT, .ro = SHM_RING_OPTS_INIT,
+	};
 
-	ro.policy = SHM_POLICY_BLOCK;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': dir = optarg; break;
-		case 'i': in = optarg; break;
-		case 'o': outname = optarg; break;
-		case 'c': ro.capacity = strtoull(optarg, NULL, 0); break;
-		case 'm': ro.mode = (mode_t)strtoul(optarg, NULL, 8); break;
-		case 'u': user = optarg; break;
-		case 'w': wait_s = strtod(optarg, NULL); break;
-		case 'n': snprintf(node, sizeof(node), "%s", optarg); break;
-		case 'W': io.window_ns = strtoull(optarg, NULL, 0) * 1000000ull; break;
-		case 'P': io.max_procs = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'O': io.max_open = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'T': io.dns_timeout_ns = strtoull(optarg, NULL, 0) * 1000000ull; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	spec.ro.policy = SHM_POLICY_BLOCK;
+	rc = kl_stage_args(argc, argv, opts, &spec, own_opt, &oc, usage);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
 	if (!node[0] && gethostname(node, sizeof(node) - 1) < 0)
 		node[0] = 0;
 	io.node = node[0] ? node : NULL;
-	struct kl_stage_spec spec = {
-		.component = COMPONENT, .dir = dir, .user = user, .wait_s = wait_s,
-		.inputs = { in }, .output = outname, .out_type = KL_REC_INTENT, .ro = ro,
-	};
 	if (kl_stage_setup(&spec, &sg))
 		return 1;
 	c = sg.cons[0];
@@ -157,7 +156,7 @@ int main(int argc, char **argv)
 	uint64_t *m_emit_err = shm_stats_metric(stats, "kloudlens_intentd_emit_errors_total", NULL,
 						"Intents that could not be written to the ring", SHM_COUNTER);
 
-	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", in, outname, (int)getuid());
+	kl_log(COMPONENT, "info", "running: %s -> %s as uid %d", spec.inputs[0], spec.output, (int)getuid());
 
 	struct shm_rec recs[BATCH];
 	uint64_t last_ts = 0;

@@ -9,10 +9,12 @@
 #ifndef KLOUDLENS_STAGE_H
 #define KLOUDLENS_STAGE_H
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <kloudlens/shm.h>
 
@@ -88,6 +90,53 @@ struct kl_stage_spec {
 	int (*before_drop)(void *ctx);           /* 0 or -errno (it logs its own error) */
 	void *ctx;
 };
+
+/*
+ * The options every stage takes, first in its getopt_long table:
+ *   --dir D --input RING --output RING --capacity BYTES --ring-mode OCTAL
+ *   --user U --wait SECONDS
+ */
+#define KL_STAGE_LONGOPTS \
+	{ "dir", required_argument, NULL, 'd' }, \
+	{ "input", required_argument, NULL, 'i' }, \
+	{ "output", required_argument, NULL, 'o' }, \
+	{ "capacity", required_argument, NULL, 'c' }, \
+	{ "ring-mode", required_argument, NULL, 'm' }, \
+	{ "user", required_argument, NULL, 'u' }, \
+	{ "wait", required_argument, NULL, 'w' }
+
+/*
+ * kl_stage_opt() - take one of KL_STAGE_LONGOPTS into @sp (dir, inputs[0],
+ * output, ro.capacity, ro.mode, user, wait_s). Numbers are checked in
+ * full: "--capacity 64k" is refused, never read as 64. Return: 1 taken,
+ * 0 not a common option, -EINVAL a bad value (logged, naming the option).
+ */
+int kl_stage_opt(struct kl_stage_spec *sp, int opt, const char *arg);
+
+/*
+ * kl_parse_u64() - a whole unsigned decimal, 0x hex or 0 octal number
+ * times @scale (e.g. 1000000 for milliseconds given in ns). Return: 0, or
+ * -EINVAL (empty, sign, trailing bytes) or -ERANGE (overflow, also after
+ * scaling).
+ */
+int kl_parse_u64(const char *arg, uint64_t scale, uint64_t *out);
+
+/* The same for a count that must fit 32 bits. */
+int kl_parse_u32(const char *arg, uint32_t *out);
+
+/* Log "--NAME: bad value "ARG"" with NAME looked up in @opts by @opt. Return: 2 (the exit status). */
+int kl_stage_bad_value(const char *component, const struct option *opts, int opt, const char *arg);
+
+/*
+ * kl_stage_args() - getopt_long over @argv with @opts (KL_STAGE_LONGOPTS
+ * first, "help" as 'h'): the common options go into @sp, every other one
+ * to @own(@ctx, opt, optarg), which returns 0, or -EINVAL for a bad value.
+ * Return: -1 to go on, or the exit status: 0 after --help (@usage on
+ * stdout), 2 for a bad value (named by kl_stage_bad_value()) or an
+ * unknown option (@usage on stderr).
+ */
+int kl_stage_args(int argc, char **argv, const struct option *opts, struct kl_stage_spec *sp,
+		  int (*own)(void *ctx, int opt, const char *arg), void *ctx, void (*usage)(FILE *));
 
 struct kl_stage {
 	const char *component;

@@ -148,3 +148,68 @@ Test(stage, next_drains_the_input_after_a_stop)
 	kl_stage_teardown(&st);
 	shm_ring_close(in);
 }
+
+/* "--capacity 64k" must be refused, not read as 64 (strtoull's habit). */
+Test(stage, numbers_are_checked_in_full)
+{
+	uint64_t v = 7;
+
+	cr_assert_eq(kl_parse_u64("64", 1, &v), 0);
+	cr_assert_eq(v, 64);
+	cr_assert_eq(kl_parse_u64("0x40", 1000, &v), 0);
+	cr_assert_eq(v, 64000);
+	cr_assert_eq(kl_parse_u64("18446744073709551615", 1, &v), 0);
+	cr_assert_eq(v, UINT64_MAX);
+	v = 7;
+	cr_assert_eq(kl_parse_u64("18446744073709551615", 1000, &v), -ERANGE);
+	cr_assert_eq(kl_parse_u64("99999999999999999999", 1, &v), -ERANGE);
+	cr_assert_eq(kl_parse_u64("64k", 1, &v), -EINVAL);
+	cr_assert_eq(kl_parse_u64("", 1, &v), -EINVAL);
+	cr_assert_eq(kl_parse_u64(NULL, 1, &v), -EINVAL);
+	cr_assert_eq(kl_parse_u64("-1", 1, &v), -EINVAL);
+	cr_assert_eq(kl_parse_u64("+1", 1, &v), -EINVAL);
+	cr_assert_eq(kl_parse_u64(" 5", 1, &v), -EINVAL);
+	cr_assert_eq(kl_parse_u64("5 ", 1, &v), -EINVAL);
+	cr_assert_eq(kl_parse_u64("09", 1, &v), -EINVAL, "a leading 0 is octal");
+	cr_assert_eq(v, 7, "a refused number leaves the target alone");
+}
+
+Test(stage, common_options_taken_and_bad_values_named, .init = cr_redirect_stderr)
+{
+	struct kl_stage_spec s = spec("in", NULL, false);
+	static const struct option opts[] = { KL_STAGE_LONGOPTS, { "max-procs", required_argument, NULL, 'P' }, { 0 } };
+	char buf[4096] = "";
+
+	cr_assert_eq(kl_stage_opt(&s, 'd', "/run/x"), 1);
+	cr_assert_str_eq(s.dir, "/run/x");
+	cr_assert_eq(kl_stage_opt(&s, 'i', "raw2"), 1);
+	cr_assert_str_eq(s.inputs[0], "raw2");
+	cr_assert_eq(kl_stage_opt(&s, 'o', "out2"), 1);
+	cr_assert_str_eq(s.output, "out2");
+	cr_assert_eq(kl_stage_opt(&s, 'u', "nobody"), 1);
+	cr_assert_str_eq(s.user, "nobody");
+	cr_assert_eq(kl_stage_opt(&s, 'c', "0x200000"), 1);
+	cr_assert_eq(s.ro.capacity, 2u << 20);
+	cr_assert_eq(kl_stage_opt(&s, 'm', "0660"), 1);
+	cr_assert_eq(s.ro.mode, 0660);
+	cr_assert_eq(kl_stage_opt(&s, 'w', "2.5"), 1);
+	cr_assert_eq(s.wait_s, 2.5);
+	cr_assert_eq(kl_stage_opt(&s, 'P', "5"), 0, "not a common option");
+	cr_assert_eq(kl_stage_opt(&s, '?', NULL), 0);
+
+	cr_assert_eq(kl_stage_opt(&s, 'c', "16M"), -EINVAL);
+	cr_assert_eq(kl_stage_opt(&s, 'c', "0"), -EINVAL);
+	cr_assert_eq(kl_stage_opt(&s, 'm', "0999"), -EINVAL);
+	cr_assert_eq(kl_stage_opt(&s, 'm', "01777"), -EINVAL);
+	cr_assert_eq(kl_stage_opt(&s, 'w', "soon"), -EINVAL);
+	cr_assert_eq(kl_stage_opt(&s, 'w', "-1"), -EINVAL);
+	cr_assert_eq(kl_stage_bad_value("kl-test", opts, 'P', "lots"), 2);
+	fflush(stderr);
+	FILE *f = cr_get_redirected_stderr();
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	cr_assert(strstr(buf, "--capacity: bad value \\\"16M\\\""), "%s", buf);
+	cr_assert(strstr(buf, "--ring-mode: bad value \\\"0999\\\""), "%s", buf);
+	cr_assert(strstr(buf, "--wait: bad value \\\"soon\\\""), "%s", buf);
+	cr_assert(strstr(buf, "--max-procs: bad value \\\"lots\\\""), "%s", buf);
+}
