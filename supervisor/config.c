@@ -40,6 +40,12 @@ static const struct key keys[] = {
 	STR("state_dir", state_dir, "WAL, profiles, state"),
 	STR("control_plane.dir", cp_dir, "docker mode: directory of HookSubscription, BaselinePolicy, "
 	    "BehaviorContract objects (watched)"),
+	STR("kubernetes.api", kube_api, "kubernetes mode: API server URL, https://host:port or http://host:port "
+	    "(empty: the in-cluster address from KUBERNETES_SERVICE_HOST/PORT)"),
+	STR("kubernetes.token_file", kube_token_file, "bearer token, re-read at every connection"),
+	STR("kubernetes.ca_file", kube_ca_file, "CA of the API server's certificate"),
+	STR("kubernetes.server_name", kube_server_name, "name the API server's certificate is checked against "
+	    "(empty: kubernetes.default.svc in a pod, else the URL's host)"),
 	STR("user", user, "unprivileged user for every stage but the collector"),
 	STR("bin_dir", bin_dir, "directory of the stage binaries (empty: next to kloudlens or the build tree)"),
 	STR("exporter.subscribe", subscribe, "nng pub address"),
@@ -64,6 +70,8 @@ void kl_config_defaults(struct kl_config *c)
 	c->ring_grace_ms = 15000;
 	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/kloudlens");
 	snprintf(c->cp_dir, sizeof(c->cp_dir), "/etc/kloudlens/control-plane.d");
+	snprintf(c->kube_token_file, sizeof(c->kube_token_file), "/var/run/secrets/kubernetes.io/serviceaccount/token");
+	snprintf(c->kube_ca_file, sizeof(c->kube_ca_file), "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
 	snprintf(c->user, sizeof(c->user), "kloudlens");
 	snprintf(c->subscribe, sizeof(c->subscribe), "tcp://127.0.0.1:8181");
 	snprintf(c->admin, sizeof(c->admin), "tcp://127.0.0.1:8180");

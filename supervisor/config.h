@@ -21,6 +21,10 @@ struct kl_config {
 	uint32_t ring_grace_ms;         /* a dead consumer's slot is held this long */
 	char state_dir[KL_CFG_STR];
 	char cp_dir[KL_CFG_STR];        /* docker mode: the control-plane object directory */
+	char kube_api[KL_CFG_STR];      /* kubernetes mode: API server ("": in-cluster from the env) */
+	char kube_token_file[KL_CFG_STR];
+	char kube_ca_file[KL_CFG_STR];
+	char kube_server_name[256];     /* TLS name checked ("": in a pod kubernetes.default.svc) */
 	char user[64];
 	char bin_dir[KL_CFG_STR];       /* where stage binaries are; empty = search */
 	char subscribe[KL_CFG_STR];

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "controlplane.h"
+#include "kubewatch.h"
 
 #define KL_AGENT_VERSION "0.1.0"
 
@@ -69,6 +70,7 @@ extern char **environ;
 /* The control plane (docker mode, and kubernetes mode with a mounted directory). */
 static struct kl_cp *cp;
 static int cp_fd = -1;
+static struct kl_kw *kube;              /* kubernetes mode: the API-server watch */
 static uint64_t cp_due;         /* rescan at this time (debounce), 0 = none */
 static uint64_t cp_gen;
 static char *cp_last;           /* the filter text last written, generation line aside */
@@ -565,19 +567,40 @@ static char *run_probe(void)
 		close(pfd[0]);
 		return NULL;
 	}
+	/* a probe that hangs must not hold the pipeline's start: 10 s, then killed */
+	uint64_t deadline = now_ms() + 10000;
+	bool killed = false;
 	for (;;) {
-		char *nb = realloc(buf, len + 4097);
+		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
+		uint64_t now = now_ms();
+		char *nb;
+
+		if (now >= deadline || poll(&pf, 1, (int)(deadline - now)) == 0) {
+			logf_("warn", NULL, "NodeCapabilities: %s --probe still running after 10 s: killed",
+			      stages[KL_STAGE_COLLECTOR].path);
+			kill(p, SIGKILL);
+			killed = true;
+			break;
+		}
+		nb = realloc(buf, len + 4097);
 		if (!nb)
 			break;
 		buf = nb;
 		ssize_t r = read(pfd[0], buf + len, 4096);
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0 || len > (1u << 20))
 			break;
 		len += (size_t)r;
 	}
 	close(pfd[0]);
 	int st;
-	waitpid(p, &st, 0);
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	if (killed) {
+		free(buf);
+		return NULL;
+	}
 	if (!buf || !len || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		free(buf);
 		return NULL;
@@ -618,10 +641,60 @@ static void write_nodecaps(void)
 		logf_("info", NULL, "NodeCapabilities written to %s", path);
 }
 
+static void kube_log(const char *level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	logf_(level, NULL, "%s", msg);
+}
+
+/*
+ * kubernetes mode with an API server (kubernetes.api, or in a pod): its
+ * kloudlens.io objects are mirrored into <state_dir>/kubernetes, which
+ * then is the control-plane directory, handled exactly as docker mode's.
+ * Return: 1 when the watch runs, 0 when there is no API server, -errno.
+ */
+static int kube_setup(void)
+{
+	char api[KL_CFG_STR], dir[sizeof(cfg.cp_dir)];
+	bool incluster = false;
+	int err;
+
+	if (cfg.kube_api[0]) {
+		snprintf(api, sizeof(api), "%s", cfg.kube_api);
+	} else if (kl_kw_incluster_api(api, sizeof(api)) == 0) {
+		incluster = true;
+	} else {
+		return 0;
+	}
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/kubernetes", cfg.state_dir) >= sizeof(dir)) {
+		logf_("error", NULL, "kubernetes: state_dir %s is too long", cfg.state_dir);
+		return -ENAMETOOLONG;
+	}
+	if ((err = mkdir_owned(dir, 0755, 0, 0)) != 0 && err != -EEXIST) {
+		logf_("error", NULL, "kubernetes: object directory %s: %s", dir, strerror(-err));
+		return err;
+	}
+	struct kl_kw_opts o = {
+		.api = api, .token_file = cfg.kube_token_file, .ca_file = cfg.kube_ca_file,
+		/* the service IP is not a name this TLS library can check; the
+		 * API server's certificate always carries this one */
+		.server_name = cfg.kube_server_name[0] ? cfg.kube_server_name :
+			       incluster ? "kubernetes.default.svc" : NULL,
+		.dir = dir, .log = kube_log,
+	};
+	err = kl_kw_start(&o, &kube);
+	if (err)
+		return err;
+	memcpy(cfg.cp_dir, dir, sizeof(dir));
+	return 1;
+}
+
 /*
  * docker mode: the directory is the control plane (created if missing).
- * kubernetes mode: the API-server watch is not built; a directory that
- * exists (a mounted ConfigMap) is used the same way, else nothing.
+ * kubernetes mode: the API server's objects, mirrored by kubewatch into a
+ * directory handled the same way; without an API server (not in a pod,
+ * no kubernetes.api), a control_plane.dir that exists (a mounted
+ * ConfigMap) is read instead, else nothing.
  */
 static int cp_setup(void)
 {
@@ -630,10 +703,12 @@ static int cp_setup(void)
 
 	if (!strcmp(cfg.mode, "host"))
 		return 0;
-	if (!strcmp(cfg.mode, "kubernetes")) {
-		logf_("warn", NULL, "mode kubernetes: the kloudlens.io CRDs are not watched through the API server yet; "
-		      "objects are read from control_plane.dir %s when it exists (mount them from a ConfigMap)",
-		      cfg.cp_dir);
+	if (!strcmp(cfg.mode, "kubernetes") && (err = kube_setup()) != 0) {
+		if (err < 0)
+			return err;
+	} else if (!strcmp(cfg.mode, "kubernetes")) {
+		logf_("warn", NULL, "mode kubernetes: no API server (not in a pod and kubernetes.api unset); "
+		      "objects are read from control_plane.dir %s when it exists", cfg.cp_dir);
 		if (stat(cfg.cp_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			logf_("warn", NULL, "mode kubernetes: %s absent: running with the host-mode settings", cfg.cp_dir);
 			return 0;
@@ -870,6 +945,7 @@ int main(int argc, char **argv)
 			}
 	}
 	stop_all();
+	kl_kw_stop(kube);
 	logf_("info", NULL, "stopped");
 	close(sfd);
 	if (cp_fd >= 0)

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,6 +117,9 @@ static pid_t start_supervisor(const char *mode, const char *extra_stages)
 	pid_t p = fork();
 	cr_assert_geq(p, 0);
 	if (p == 0) {
+		/* a test killed by its timeout must not leave a pipeline behind (one that
+		 * outlived a timed-out run loaded every later live test) */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 2);
 		dup2(fd, 1);
@@ -289,8 +293,10 @@ static void check_image_in_ring(struct shm_consumer *c)
 	struct shm_rec recs[256];
 	struct kl_buf b = { 0 };
 	int seen = 0, n;
+	/* the node's own activity never stops: look for a while, not until it is quiet */
+	uint64_t end = kl_now_mono_ns() + 5000000000ull;
 
-	while ((n = shm_consumer_poll(c, recs, 256, 100)) > 0) {
+	while (kl_now_mono_ns() < end && (n = shm_consumer_poll(c, recs, 256, 100)) > 0) {
 		for (int i = 0; i < n; i++) {
 			if (recs[i].type != KL_REC_INTENT)
 				continue;
