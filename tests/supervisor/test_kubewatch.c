@@ -64,6 +64,8 @@ static struct fake {
 	char compacted[32];             /* this plural's history before compacted_rv is gone */
 	uint64_t compacted_rv;
 	bool bad_list;                  /* lists answer malformed JSON */
+	bool cut_list;                  /* lists promise more bytes than they send, then close */
+	bool bad_chunk;                 /* watches send a chunk size that is not hex */
 	char requests[64][512];         /* request line + " auth=" + bearer */
 	int nreq;
 } F;
@@ -188,8 +190,16 @@ static void *conn_main(void *arg)
 		snprintf(rv, sizeof(rv), "%llu", (unsigned long long)F.rv);
 		json_object_set_new(json_object_get(list, "metadata"), "resourceVersion", json_string(rv));
 		char *body = F.bad_list ? strdup("{\"items\": [ {\"metadata\": ") : json_dumps(list, JSON_COMPACT);
+		bool cut = F.cut_list;
 		pthread_mutex_unlock(&F.mu);
 		json_decref(list);
+		if (cut) {
+			const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{\"items\":[";
+			xsend(s, aio, h, strlen(h));
+			free(body);
+			nng_stream_close(s);
+			goto out;
+		}
 		respond(s, aio, 200, body);
 		free(body);
 		goto out;
@@ -200,6 +210,10 @@ static void *conn_main(void *arg)
 	const char *head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
 	if (xsend(s, aio, head, strlen(head)))
 		goto out;
+	if (F.bad_chunk) {
+		xsend(s, aio, "zz\r\n{}\r\n", 9);
+		goto out;
+	}
 	pthread_mutex_lock(&F.mu);
 	int next = 0, opened = F.nev;   /* ends and 410s are for the watches open when they come */
 	/* asked for a version compacted away: 410 at once, as etcd does */
@@ -659,9 +673,26 @@ Test(kubewatch, errors_are_named_and_survived)
 		usleep(20000);
 	cr_assert(log_has("HTTP 403: hooksubscriptions.kloudlens.io is forbidden"), "log:\n%s", logbuf);
 	cr_assert(log_has("not a list"), "log:\n%s", logbuf);
-	/* fixed on the server side: picked up by the retry (backoff capped at 400 ms here) */
+	/* a list cut short, then watches that speak broken chunked encoding */
 	pthread_mutex_lock(&F.mu);
 	F.bad_list = false;
+	F.cut_list = true;
+	pthread_mutex_unlock(&F.mu);
+	end = now_ms() + 5000;
+	while (now_ms() < end && !log_has("body: Protocol error"))
+		usleep(20000);
+	cr_assert(log_has("body: Protocol error"), "log:\n%s", logbuf);
+	pthread_mutex_lock(&F.mu);
+	F.cut_list = false;
+	F.bad_chunk = true;
+	pthread_mutex_unlock(&F.mu);
+	end = now_ms() + 5000;
+	while (now_ms() < end && !log_has("watch: stream: Protocol error"))
+		usleep(20000);
+	cr_assert(log_has("watch: stream: Protocol error"), "log:\n%s", logbuf);
+	/* fixed on the server side: picked up by the retry (backoff capped at 400 ms here) */
+	pthread_mutex_lock(&F.mu);
+	F.bad_chunk = false;
 	F.forbid[0] = 0;
 	pthread_mutex_unlock(&F.mu);
 	srv_put("hooksubscriptions", "HookSubscription", NULL, "late", hook_spec("shop"), true);
