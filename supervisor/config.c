@@ -57,7 +57,8 @@ static const struct key keys[] = {
 	U32("restart.backoff_initial_ms", backoff_initial_ms, "first restart delay of a crashed stage"),
 	U32("restart.backoff_max_ms", backoff_max_ms, "longest restart delay"),
 	U32("stop_timeout_ms", stop_timeout_ms, "how long a stage may take to drain on stop"),
-	{ "stages", K_STAGES, 0, 0, "stages to run, in pipeline order" },
+	{ "stages", K_STAGES, 0, 0, "stages to run, in pipeline order ([] or none: the control plane only, "
+	  "docker/kubernetes mode, the stages run elsewhere)" },
 };
 
 void kl_config_defaults(struct kl_config *c)
@@ -108,7 +109,7 @@ static bool is_pow2(uint64_t v)
 	return v >= 4096 && !(v & (v - 1));
 }
 
-static int check(const struct kl_config *c, char *err, size_t n)
+int kl_config_check(const struct kl_config *c, char *err, size_t n)
 {
 	if (strcmp(c->mode, "host") && strcmp(c->mode, "docker") && strcmp(c->mode, "kubernetes")) {
 		snprintf(err, n, "mode: expected host, docker or kubernetes, got '%s'", c->mode);
@@ -126,8 +127,17 @@ static int check(const struct kl_config *c, char *err, size_t n)
 		snprintf(err, n, "rings.dir, state_dir and control_plane.dir must be absolute paths");
 		return -EINVAL;
 	}
-	if (!c->stage_enabled[KL_STAGE_COLLECTOR]) {
+	bool any = false;
+	for (int i = 0; i < KL_STAGE__COUNT; i++)
+		any |= c->stage_enabled[i];
+	if (any && !c->stage_enabled[KL_STAGE_COLLECTOR]) {
 		snprintf(err, n, "stages: the collector cannot be left out (nothing else has input)");
+		return -EINVAL;
+	}
+	/* none: the control plane only, for stages that run elsewhere (the
+	 * DaemonSet's containers, systemd units) */
+	if (!any && !strcmp(c->mode, "host")) {
+		snprintf(err, n, "stages: none (the control plane only) needs mode docker or kubernetes");
 		return -EINVAL;
 	}
 	return 0;
@@ -141,6 +151,8 @@ static int set_stages(struct kl_config *c, const char *list, char *err, size_t n
 	snprintf(buf, sizeof(buf), "%s", list);
 	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
 		int i;
+		if (!strcmp(t, "none"))
+			continue;       /* control plane only */
 		for (i = 0; i < KL_STAGE__COUNT; i++)
 			if (!strcmp(t, kl_stage_names[i]))
 				break;
@@ -299,7 +311,7 @@ int kl_config_load(struct kl_config *c, const char *path, char *err, size_t n)
 	if (root)   /* an empty file is an empty configuration */
 		rc = walk(&tmp, &doc, root, "", path, err, n);
 	yaml_document_delete(&doc);
-	if (!rc && check(&tmp, msg, sizeof(msg))) {
+	if (!rc && kl_config_check(&tmp, msg, sizeof(msg))) {
 		snprintf(err, n, "%s: %s", path, msg);
 		rc = -EINVAL;
 	}

@@ -52,6 +52,9 @@ enum kl_stage {
 extern const char *const kl_stage_names[KL_STAGE__COUNT];
 
 void kl_config_defaults(struct kl_config *c);
+/* The checks across keys (capacities, absolute paths, the stage set with
+ * the mode). Return: 0, or -EINVAL with "key: what" in @err. */
+int kl_config_check(const struct kl_config *c, char *err, size_t errlen);
 /*
  * kl_config_load() - apply a YAML file on top of @c. On error returns
  * -EINVAL (or -errno for I/O) with "file:line:column: key: what" in @err;

@@ -610,15 +610,36 @@ static char *run_probe(void)
 }
 
 /* NodeCapabilities: into the directory, or the state dir when that is read-only. */
+/* What a probe run elsewhere left in the rings directory (the DaemonSet's
+ * init container writes <rings>/node-capabilities.json). */
+static char *probe_file(char *path, size_t len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, len, "%s/node-capabilities.json", cfg.rings_dir);
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	if (getdelim(&buf, &n, '\0', f) <= 0) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
 static void write_nodecaps(void)
 {
 	char host[256] = "localhost", path[PATH_MAX];
-	char *json = run_probe(), *yaml;
+	bool here = cfg.stage_enabled[KL_STAGE_COLLECTOR];
+	char *json = here ? run_probe() : probe_file(path, sizeof(path)), *yaml;
 	int err;
 
 	if (!json) {
-		logf_("warn", NULL, "NodeCapabilities: %s --probe --json failed; not written",
-		      stages[KL_STAGE_COLLECTOR].path);
+		logf_("warn", NULL, "NodeCapabilities: %s failed; not written",
+		      here ? stages[KL_STAGE_COLLECTOR].path : path);
 		return;
 	}
 	gethostname(host, sizeof(host) - 1);
@@ -844,6 +865,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* the file was checked as a whole when loaded; the flags on top of it too */
+	if (kl_config_check(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "kloudlens: %s\n", err);
+		return 2;
+	}
 	if (print) {
 		kl_config_print(&cfg, stdout);
 		return 0;
@@ -865,15 +891,21 @@ int main(int argc, char **argv)
 		}
 		stages[i].backoff_ms = cfg.backoff_initial_ms;
 	}
-	if (!cfg.stage_enabled[KL_STAGE_COLLECTOR])
+	bool cp_only = true;
+	for (int i = 0; i < KL_STAGE__COUNT; i++)
+		cp_only &= !cfg.stage_enabled[i];
+	if (!cp_only && !cfg.stage_enabled[KL_STAGE_COLLECTOR])
 		return 1;
-	if (geteuid() != 0)
+	if (!cp_only && geteuid() != 0)
 		logf_("warn", NULL, "not root: the collector will fail to load BPF programs");
 	if (cfg.stage_enabled[KL_STAGE_EXPORTER] &&
 	    (check_port("exporter.subscribe", cfg.subscribe) | check_port("exporter.admin", cfg.admin) |
 	     check_port("exporter.metrics", cfg.metrics)))
 		return 1;
-	if (ensure_user() || create_rings())
+	if (cp_only)
+		logf_("info", NULL, "stages: none: the control plane only; the stages run elsewhere and read %s",
+		      cfg.rings_dir);
+	else if (ensure_user() || create_rings())
 		return 1;
 	/* before the collector starts, so its first filter is the directory's */
 	if (cp_setup())

@@ -745,7 +745,7 @@ static bool file_has(const char *path, const char *want, bool present, int ms)
 
 /* The real kloudlens in kubernetes mode against the fake, with a stand-in
  * collector running @script; its stderr to @errlog. */
-static pid_t start_supervisor(const char *script, char *filter, size_t flen, const char *errlog)
+static pid_t start_supervisor(const char *script, char *filter, size_t flen, const char *errlog, const char *stages)
 {
 	char bindir[300], rings[300], state[300], api[64], stage[400], kl[300];
 	const char *root = getenv("KLOUDLENS_BUILD_ROOT");
@@ -772,7 +772,7 @@ static pid_t start_supervisor(const char *script, char *filter, size_t flen, con
 		if (fd >= 0)
 			dup2(fd, 2);
 		execl(kl, kl, "--mode", "kubernetes", "--set", api, "--bin-dir", bindir, "--rings-dir", rings,
-		      "--state-dir", state, "--show", "none", "--stages", "collector",
+		      "--state-dir", state, "--show", "none", "--stages", stages,
 		      "--set", "rings.capacity=1048576", "--set", "rings.raw_capacity=1048576", (char *)NULL);
 		_exit(127);
 	}
@@ -799,7 +799,8 @@ Test(kubewatch, supervisor_applies_the_clusters_hooksubscriptions)
 	snprintf(errlog, sizeof(errlog), "%s/kloudlens.log", tmp);
 	/* a stand-in collector: the filter file is what this test is about */
 	pid_t sup = start_supervisor("#!/bin/sh\n[ \"$1\" = --probe ] && { echo '{}'; exit 0; }\n"
-				     "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done\n", filter, sizeof(filter), errlog);
+				     "trap 'exit 0' TERM\nwhile :; do sleep 0.05; done\n", filter, sizeof(filter), errlog,
+				     "collector");
 	bool ok1 = file_has(filter, "  namespace shop\n", true, 8000);
 	srv_put("hooksubscriptions", "HookSubscription", NULL, "shop-files", hook_spec("payments"), true);
 	bool ok2 = file_has(filter, "  namespace payments\n", true, 3000);
@@ -826,7 +827,7 @@ Test(kubewatch, a_hanging_probe_does_not_hold_the_supervisor)
 	fake_start(false);
 	snprintf(errlog, sizeof(errlog), "%s/kloudlens.log", tmp);
 	pid_t sup = start_supervisor("#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 0.05; done\n", filter,
-				     sizeof(filter), errlog);
+				     sizeof(filter), errlog, "collector");
 	/* after the start-up scan: only the main loop can apply it */
 	usleep(1500000);
 	srv_put("hooksubscriptions", "HookSubscription", NULL, "after-probe", hook_spec("shop"), true);
@@ -836,5 +837,41 @@ Test(kubewatch, a_hanging_probe_does_not_hold_the_supervisor)
 	fake_stop();
 	cr_assert(ok, "the supervisor never got past the probe");
 	cr_assert(file_has(errlog, "--probe still running after 10 s: killed", true, 10));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "kloudlens exit %#x", st);
+}
+
+/*
+ * stages: none, as the DaemonSet's controller runs it: the stages are
+ * other containers. No stage is started, the cluster's objects still
+ * reach the filter file, and NodeCapabilities comes from the probe file
+ * the init container left in the rings directory.
+ */
+Test(kubewatch, control_plane_only_for_stages_that_run_elsewhere)
+{
+	char filter[400], errlog[300], cmd[700], caps[400];
+	const char *root = getenv("KLOUDLENS_BUILD_ROOT");
+	int st;
+
+	if (geteuid() != 0)
+		cr_skip_test("the supervisor creates its directories as root");
+	fake_start(false);
+	srv_put("hooksubscriptions", "HookSubscription", NULL, "elsewhere", hook_spec("shop"), false);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/rings && %s/collector/kl-collector --probe --json > %s/rings/node-capabilities.json",
+		 tmp, root ? root : "build", tmp);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(errlog, sizeof(errlog), "%s/kloudlens.log", tmp);
+	/* a collector that must never run: it would leave a mark */
+	pid_t sup = start_supervisor("#!/bin/sh\ntouch \"$0.ran\"\nexit 1\n", filter, sizeof(filter), errlog, "none");
+	bool ok = file_has(filter, "  namespace shop\n", true, 8000);
+	snprintf(caps, sizeof(caps), "%s/state/kubernetes/%s", tmp, KL_CP_CAPS_FILE);
+	bool capsok = file_has(caps, "kind: NodeCapabilities", true, 3000);
+	kill(sup, SIGTERM);
+	cr_assert_eq(waitpid(sup, &st, 0), sup);
+	fake_stop();
+	cr_assert(ok, "the cluster's HookSubscription never reached %s", filter);
+	cr_assert(capsok, "no NodeCapabilities from the probe file in %s", caps);
+	snprintf(cmd, sizeof(cmd), "%s/bin/kl-collector.ran", tmp);
+	cr_assert_neq(access(cmd, F_OK), 0, "a stage was started");
+	cr_assert(file_has(errlog, "the control plane only", true, 10));
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "kloudlens exit %#x", st);
 }
