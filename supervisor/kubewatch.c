@@ -74,6 +74,7 @@ struct conn {
 	int status;
 	bool chunked, chunk_crlf, done;
 	int64_t remain;                 /* content-length or chunk bytes left; -1: until close */
+	int nng_err;                    /* behind an -EIO: what nng said (TLS: the certificate...) */
 	uint8_t buf[16384];             /* last: memset(offsetof(buf)) resets everything above */
 };
 
@@ -107,6 +108,8 @@ static void werr(struct watcher *w, const char *fmt, ...)
 	uint64_t now = mono_ms();
 	va_list ap;
 
+	if (atomic_load(&w->kw->stop))
+		return;         /* what a stop cancels is not a failure */
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -146,9 +149,11 @@ static void conn_close(struct conn *c)
 		nng_stream_dialer_free(c->d);
 	if (c->aio)
 		nng_aio_free(c->aio);
+	int nerr = c->nng_err;  /* the caller still reports it */
 	memset(c, 0, offsetof(struct conn, buf));
 	c->off = c->len = 0;
 	c->w = w;
+	c->nng_err = nerr;
 }
 
 static int conn_open(struct watcher *w, struct conn *c)
@@ -181,6 +186,7 @@ static int conn_open(struct watcher *w, struct conn *c)
 	c->s = nng_aio_get_output(c->aio, 0);
 	return 0;
 fail:
+	c->nng_err = rv;
 	conn_close(c);
 	return rv == NNG_ETIMEDOUT ? -ETIMEDOUT : rv == NNG_ECONNREFUSED ? -ECONNREFUSED :
 	       rv == NNG_ECANCELED ? -ECANCELED : -EIO;
@@ -196,7 +202,7 @@ static int conn_send(struct conn *c, const char *data, size_t len)
 		nng_aio_set_timeout(c->aio, 10000);
 		nng_stream_send(c->s, c->aio);
 		nng_aio_wait(c->aio);
-		if (nng_aio_result(c->aio))
+		if ((c->nng_err = nng_aio_result(c->aio)))
 			return -EIO;
 		n = nng_aio_count(c->aio);
 		data += n;
@@ -236,8 +242,10 @@ static int conn_fill(struct kl_kw *kw, struct conn *c)
 		return -ECANCELED;
 	if (rv == NNG_ECLOSED || rv == NNG_ECONNSHUT || rv == NNG_ECONNRESET)
 		return 0;
-	if (rv)
+	if (rv) {
+		c->nng_err = rv;
 		return -EIO;
+	}
 	c->len += nng_aio_count(c->aio);
 	return (int)nng_aio_count(c->aio);
 }
@@ -376,6 +384,22 @@ static ssize_t body_read(struct kl_kw *kw, struct conn *c, void *dst, size_t max
 			c->remain -= (int64_t)n;
 		return (ssize_t)n;
 	}
+}
+
+/* An error for the log: nng's own words behind an -EIO (a TLS failure is
+ * "Peer could not be authenticated", not "Input/output error"). */
+static const char *conn_strerror(const struct conn *c, int err)
+{
+	static __thread char msg[160];
+
+	if (err != -EIO || !c->nng_err)
+		return strerror(-err);
+	if (c->nng_err == NNG_ECRYPTO || c->nng_err == NNG_EPEERAUTH) {
+		snprintf(msg, sizeof(msg), "%s (TLS: is kubernetes.ca_file the API server's CA, and "
+			 "kubernetes.server_name a name in its certificate?)", nng_strerror(c->nng_err));
+		return msg;
+	}
+	return nng_strerror(c->nng_err);
 }
 
 /* The token, re-read each time: projected service-account tokens rotate. */
@@ -632,7 +656,7 @@ static int do_list(struct watcher *w)
 	snprintf(path, sizeof(path), "/apis/kloudlens.io/v1/%s", kinds[w->k].plural);
 	err = request(w, &c, path);
 	if (err) {
-		werr(w, "list %s: %s", kw->api, strerror(-err));
+		werr(w, "list %s: %s", kw->api, conn_strerror(&c, err));
 		goto out;
 	}
 	if (c.status != 200) {
@@ -643,7 +667,7 @@ static int do_list(struct watcher *w)
 	}
 	err = read_body(kw, &c, &body, &len, LIST_MAX);
 	if (err) {
-		werr(w, "list %s: body: %s", path, strerror(-err));
+		werr(w, "list %s: body: %s", path, conn_strerror(&c, err));
 		goto out;
 	}
 	j = json_loadb(body, len, 0, &je);
@@ -738,7 +762,7 @@ static int do_watch(struct watcher *w)
 		 "&resourceVersion=%s", kinds[w->k].plural, kw->watch_timeout_s, w->rv);
 	err = request(w, &c, path);
 	if (err) {
-		werr(w, "watch %s: %s", kw->api, strerror(-err));
+		werr(w, "watch %s: %s", kw->api, conn_strerror(&c, err));
 		goto out;
 	}
 	if (c.status == 410) {
@@ -789,7 +813,7 @@ static int do_watch(struct watcher *w)
 		if (r <= 0) {
 			err = (int)r;
 			if (err && err != -ECANCELED)
-				werr(w, "watch: stream: %s", strerror(-err));
+				werr(w, "watch: stream: %s", conn_strerror(&c, err));
 			goto out;
 		}
 		len += (size_t)r;
