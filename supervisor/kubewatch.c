@@ -682,13 +682,22 @@ static int do_list(struct watcher *w)
 		err = -ENOMEM;
 		goto out;
 	}
+	bool complete = true;
 	json_array_foreach(items, n, it) {
 		char p[4096];
 
-		if (!obj_write(w, it, p, sizeof(p)))
-			keep[nkeep++] = strdup(p);
+		/* -EINVAL: no valid name, so no file; after any other failure the
+		 * object's previous file (its last good content) stays */
+		if (obj_write(w, it, p, sizeof(p)) == -EINVAL)
+			continue;
+		if ((keep[nkeep] = strdup(p)))
+			nkeep++;
+		else
+			complete = false;
 	}
-	reconcile(w, keep, nkeep);
+	/* without the full list of what to keep, removing would remove too much */
+	if (complete)
+		reconcile(w, keep, nkeep);
 	snprintf(w->rv, sizeof(w->rv), "%s",
 		 json_string_value(json_object_get(json_object_get(j, "metadata"), "resourceVersion")) ?: "");
 	stat_add(kw, &kw->st.lists, 1);
