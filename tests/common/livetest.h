@@ -7,11 +7,14 @@
 #ifndef KL_TESTS_LIVETEST_H
 #define KL_TESTS_LIVETEST_H
 
+#include <criterion/criterion.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* system() of a formatted command; its exit status, or -1 when it did not exit. */
 static int lt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
@@ -26,6 +29,32 @@ static int lt_sh(const char *fmt, ...)
 	va_end(ap);
 	st = system(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Start a daemon: @argv[0] with @argv (a child that cannot exec exits 127). */
+static inline pid_t lt_spawn(char *const argv[])
+{
+	pid_t p = fork();
+
+	cr_assert_geq(p, 0);
+	if (p == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return p;
+}
+
+/* Stop *@p with @sig, SIGKILL after 5 s, reap it; *@p = -1. No-op for <= 0. */
+static inline void lt_stop(pid_t *p, int sig)
+{
+	if (*p <= 0)
+		return;
+	kill(*p, sig);
+	for (int k = 0; k < 100 && waitpid(*p, NULL, WNOHANG) == 0; k++)
+		usleep(50000);
+	kill(*p, SIGKILL);
+	waitpid(*p, NULL, 0);
+	*p = -1;
 }
 
 /* The build tree's file @rel; four results may be held at once. */

@@ -19,6 +19,8 @@
 
 #include <kloudlens/shm.h>
 
+#include "livetest.h"
+
 #define ST_MAX_SPAWNED 8
 static pid_t st_spawned[ST_MAX_SPAWNED];
 
@@ -58,13 +60,8 @@ static inline void st_bin(char *buf, size_t n, const char *rel)
 /* fork + execv @argv (NULL-terminated); the pid is remembered for teardown. */
 static inline pid_t st_spawn(char *const argv[])
 {
-	pid_t pid = fork();
+	pid_t pid = lt_spawn(argv);
 
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
 	for (int i = 0; i < ST_MAX_SPAWNED; i++) {
 		if (st_spawned[i] <= 0) {
 			st_spawned[i] = pid;

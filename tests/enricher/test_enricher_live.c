@@ -25,18 +25,6 @@
 static char dir[128], ctr_id[64];
 static pid_t collector = -1, enricher = -1;
 
-static void stop(pid_t *p)
-{
-	if (*p <= 0)
-		return;
-	kill(*p, SIGTERM);
-	for (int i = 0; i < 100 && waitpid(*p, NULL, WNOHANG) == 0; i++)
-		usleep(50000);
-	kill(*p, SIGKILL);
-	waitpid(*p, NULL, 0);
-	*p = -1;
-}
-
 static void setup(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/kl-enr-live.XXXXXX");
@@ -48,8 +36,8 @@ static void setup(void)
 static void teardown(void)
 {
 	lt_sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
-	stop(&enricher);
-	stop(&collector);
+	lt_stop(&enricher, SIGTERM);
+	lt_stop(&collector, SIGTERM);
 	lt_sh("rm -rf '%s'", dir);
 }
 
@@ -69,17 +57,6 @@ static const char *bin(const char *rel)
 	i ^= 1;
 	snprintf(p[i], sizeof(p[i]), "%s/%s", b ? b : "build", rel);
 	return p[i];
-}
-
-static pid_t spawn(char *const argv[])
-{
-	pid_t p = fork();
-	cr_assert_geq(p, 0);
-	if (p == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return p;
 }
 
 static bool field_is(const struct shm_rec *r, uint16_t id, const char *want)
@@ -105,7 +82,7 @@ static struct shm_consumer *start_pipeline(struct shm_ring **en)
 
 	char *cargv[] = { (char *)bin("collector/kl-collector"), "--dir", rings, "--capacity", "16777216",
 			  "--ready", ready, NULL };
-	collector = spawn(cargv);
+	collector = lt_spawn(cargv);
 	for (int i = 0; i < 300 && access(ready, F_OK) != 0; i++) {
 		cr_assert_eq(waitpid(collector, NULL, WNOHANG), 0, "kl-collector exited before attaching");
 		usleep(50000);
@@ -113,7 +90,7 @@ static struct shm_consumer *start_pipeline(struct shm_ring **en)
 	cr_assert_eq(access(ready, F_OK), 0, "kl-collector did not attach within 15 s");
 	char *eargv[] = { (char *)bin("enricher/kl-enricher"), "--dir", rings, "--capacity", "16777216",
 			  "--wait", "10", NULL };
-	enricher = spawn(eargv);
+	enricher = lt_spawn(eargv);
 	*en = NULL;
 	for (int i = 0; i < 200 && shm_ring_open(rings, "enriched", en); i++)
 		usleep(50000);

@@ -48,31 +48,12 @@ static void teardown(void)
 {
 	for (size_t i = 0; i < sizeof(ctrs) / sizeof(ctrs[0]); i++)
 		lt_sh("runc delete -f %s-%s >/dev/null 2>&1", tag, ctrs[i]);
-	for (int i = NPROCS - 1; i >= 0; i--) {
-		if (procs[i] <= 0)
-			continue;
-		kill(procs[i], SIGTERM);
-		for (int k = 0; k < 100 && waitpid(procs[i], NULL, WNOHANG) == 0; k++)
-			usleep(50000);
-		kill(procs[i], SIGKILL);
-		waitpid(procs[i], NULL, 0);
-		procs[i] = -1;
-	}
+	for (int i = NPROCS - 1; i >= 0; i--)
+		lt_stop(&procs[i], SIGTERM);
 	lt_sh("rm -rf '%s'", dir);
 }
 
 TestSuite(graphd_live, .init = setup, .fini = teardown, .timeout = 200);
-
-static pid_t spawn(char *const argv[])
-{
-	pid_t p = fork();
-	cr_assert_geq(p, 0);
-	if (p == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return p;
-}
 
 /*
  * A busybox bundle NAME running @args (a JSON array), with CRI
@@ -211,7 +192,7 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 
 	char *cargv[] = { (char *)lt_bpath("collector/kl-collector"), "--dir", rings, "--capacity",
 			  "33554432", "--ready", ready, NULL };
-	procs[0] = spawn(cargv);
+	procs[0] = lt_spawn(cargv);
 	for (int i = 0; i < 300 && access(ready, F_OK) != 0; i++) {
 		if (waitpid(procs[0], NULL, WNOHANG) != 0) {
 			procs[0] = -1;
@@ -224,10 +205,10 @@ Test(graphd_live, containers_sessions_and_cross_container_edges)
 	cr_assert_eq(access(ready, F_OK), 0, "kl-collector did not attach");
 	char *eargv[] = { (char *)lt_bpath("enricher/kl-enricher"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", NULL };
-	procs[1] = spawn(eargv);
+	procs[1] = lt_spawn(eargv);
 	char *gargv[] = { (char *)lt_bpath("graphd/kl-graphd"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", "--grace-ms", "1000", "--retention-s", "6", "--update-ms", "200", NULL };
-	procs[2] = spawn(gargv);
+	procs[2] = lt_spawn(gargv);
 	struct shm_ring *gr = NULL;
 	for (int i = 0; i < 200 && shm_ring_open(rings, "graph", &gr); i++)
 		usleep(50000);

@@ -38,31 +38,12 @@ static void setup(void)
 static void teardown(void)
 {
 	lt_sh("runc delete -f %s >/dev/null 2>&1", ctr_id);
-	for (int i = 2; i >= 0; i--) {
-		if (procs[i] <= 0)
-			continue;
-		kill(procs[i], SIGTERM);
-		for (int k = 0; k < 100 && waitpid(procs[i], NULL, WNOHANG) == 0; k++)
-			usleep(50000);
-		kill(procs[i], SIGKILL);
-		waitpid(procs[i], NULL, 0);
-		procs[i] = -1;
-	}
+	for (int i = 2; i >= 0; i--)
+		lt_stop(&procs[i], SIGTERM);
 	lt_sh("rm -rf '%s'", dir);
 }
 
 TestSuite(intentd_live, .init = setup, .fini = teardown, .timeout = 150);
-
-static pid_t spawn(char *const argv[])
-{
-	pid_t p = fork();
-	cr_assert_geq(p, 0);
-	if (p == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return p;
-}
 
 static bool has_word(json_t *o, const char *k, const char *w)
 {
@@ -91,7 +72,7 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 
 	char *cargv[] = { (char *)lt_bpath("collector/kl-collector"), "--dir", rings, "--capacity",
 			  "33554432", "--ready", ready, NULL };
-	procs[0] = spawn(cargv);
+	procs[0] = lt_spawn(cargv);
 	for (int i = 0; i < 300 && access(ready, F_OK) != 0; i++) {
 		cr_assert_eq(waitpid(procs[0], NULL, WNOHANG), 0, "kl-collector exited before attaching");
 		usleep(50000);
@@ -99,10 +80,10 @@ Test(intentd_live, workload_in_runc_container_gives_exact_intents)
 	cr_assert_eq(access(ready, F_OK), 0, "kl-collector did not attach");
 	char *eargv[] = { (char *)lt_bpath("enricher/kl-enricher"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", NULL };
-	procs[1] = spawn(eargv);
+	procs[1] = lt_spawn(eargv);
 	char *iargv[] = { (char *)lt_bpath("intentd/kl-intentd"), "--dir", rings, "--capacity", "33554432",
 			  "--wait", "10", NULL };
-	procs[2] = spawn(iargv);
+	procs[2] = lt_spawn(iargv);
 	struct shm_ring *ir = NULL;
 	for (int i = 0; i < 200 && shm_ring_open(rings, "intents", &ir); i++)
 		usleep(50000);

@@ -43,18 +43,6 @@ static pid_t sup = -1, subs[3] = { -1, -1, -1 };
 static struct shm_ring *obs_ring;
 static struct shm_consumer *obs;
 
-static void stop_pid(pid_t *p, int sig)
-{
-	if (*p <= 0)
-		return;
-	kill(*p, sig);
-	for (int k = 0; k < 100 && waitpid(*p, NULL, WNOHANG) == 0; k++)
-		usleep(50000);
-	kill(*p, SIGKILL);
-	waitpid(*p, NULL, 0);
-	*p = -1;
-}
-
 static void setup(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/kl-sup-live.XXXXXX");
@@ -75,8 +63,8 @@ static void teardown(void)
 	obs = NULL;
 	obs_ring = NULL;
 	for (int i = 0; i < 3; i++)
-		stop_pid(&subs[i], SIGINT);
-	stop_pid(&sup, SIGTERM);
+		lt_stop(&subs[i], SIGINT);
+	lt_stop(&sup, SIGTERM);
 	if (!getenv("KL_KEEP_TEST_DIR"))
 		lt_sh("rm -rf '%s'", dir);
 }
