@@ -39,6 +39,14 @@ __u64 cnt[KL_MAX_CPUS][KL_CNT_SLOTS] = {};
 /* The live filter, written by the collector at run time (kl_bpf.h). */
 struct kl_live live[2] = {};
 __u32 live_cur = 0;
+/*
+ * Identity cache (kl_pending.id_*): bumped after every cgroup migration
+ * on the node, so a cached cgroup id is re-read at the next call. Caching
+ * is on only once the collector attached the programs that bump it
+ * (ident_cache, set after attach).
+ */
+__u32 ident_gen = 0;
+__u32 ident_cache = 0;
 /* Records left out by HookSubscription sampling: chosen, so not a loss. */
 __u64 sampled_out[KL_MAX_CPUS][8] = {};
 
@@ -55,7 +63,19 @@ struct kl_pending {
 	__u8 retry;             /* user strings unreadable at entry: read again at exit */
 	__u32 tail_len;
 	__u8 init;              /* excluded has been decided */
-	__u8 _p1[7];
+	__u8 nout;              /* records output: the ring's fill is checked every 16th */
+	__u8 _p1[2];
+	/*
+	 * What the cached uid/gid, ppid and cgroup id were read from: the
+	 * task's cred, real_parent and css_set pointers and ident_gen. A
+	 * call whose task still points at the same three (and no migration
+	 * happened since) reuses them; the loads that miss the cache most
+	 * (the parent's task_struct, the cgroup's kernfs node) are skipped.
+	 */
+	__u32 id_gen;
+	__u64 id_cred;
+	__u64 id_parent;
+	__u64 id_css;
 	struct kl_syscall rec;
 	__u8 tail[KL_TAIL_MAX];
 };
@@ -169,36 +189,47 @@ static __always_inline void count(__u32 what, __u32 cat)
 	__sync_fetch_and_add(&cnt[cpu][slot], 1);
 }
 
-static __always_inline long out_ring(void *rb, void *data, __u64 size)
+static __always_inline long out_ring(void *rb, void *data, __u64 size, bool check)
 {
 	/*
 	 * No wakeup per record: the collector drains on a short timer, and
 	 * only a ring filling up wakes it early (DESIGN §6: wakeups are the
-	 * first cost of a tracer).
+	 * first cost of a tracer). The fill is read only when @check: the
+	 * query reads the consumer position, a line the collector keeps
+	 * writing from another CPU.
 	 */
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) >= wake_bytes)
+	if (check && bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) >= wake_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	return bpf_ringbuf_output(rb, data, size, flags);
 }
 
-/* Output to the ring of @cat; failures are counted, never silent. */
-static __always_inline void emit(__u32 cat, void *data, __u64 size)
+/*
+ * Output to the ring of @cat; failures are counted, never silent (what
+ * arrives is counted by the collector). @check: see out_ring().
+ */
+static __always_inline void emit_chk(__u32 cat, void *data, __u64 size, bool check)
 {
 	long err;
 
 	switch (cat) {
-	case KL_CAT_CRIT: err = out_ring(&rb_crit, data, size); break;
-	case KL_CAT_BULK_FILE: err = out_ring(&rb_bulk_file, data, size); break;
-	case KL_CAT_BULK_NET: err = out_ring(&rb_bulk_net, data, size); break;
-	case KL_CAT_BULK_PROC: err = out_ring(&rb_bulk_proc, data, size); break;
-	case KL_CAT_BULK_FILE_META: err = out_ring(&rb_bulk_file_meta, data, size); break;
-	case KL_CAT_DNS: err = out_ring(&rb_dns, data, size); break;
-	case KL_CAT_PROC_LC: err = out_ring(&rb_proc_lc, data, size); break;
-	default: cat = KL_CAT_SOCK_LC; err = out_ring(&rb_sock_lc, data, size); break;
+	case KL_CAT_CRIT: err = out_ring(&rb_crit, data, size, check); break;
+	case KL_CAT_BULK_FILE: err = out_ring(&rb_bulk_file, data, size, check); break;
+	case KL_CAT_BULK_NET: err = out_ring(&rb_bulk_net, data, size, check); break;
+	case KL_CAT_BULK_PROC: err = out_ring(&rb_bulk_proc, data, size, check); break;
+	case KL_CAT_BULK_FILE_META: err = out_ring(&rb_bulk_file_meta, data, size, check); break;
+	case KL_CAT_DNS: err = out_ring(&rb_dns, data, size, check); break;
+	case KL_CAT_PROC_LC: err = out_ring(&rb_proc_lc, data, size, check); break;
+	default: cat = KL_CAT_SOCK_LC; err = out_ring(&rb_sock_lc, data, size, check); break;
 	}
-	count(err ? KL_CNT_RESERVE : KL_CNT_EMITTED, cat);
+	if (err)
+		count(KL_CNT_RESERVE, cat);
+}
+
+static __always_inline void emit(__u32 cat, void *data, __u64 size)
+{
+	emit_chk(cat, data, size, true);
 }
 
 /* ---- identity ----------------------------------------------------------- */
@@ -245,22 +276,42 @@ static __always_inline void fill_fast(struct kl_event *ev, struct task_struct *t
 }
 
 /*
- * fill_fast for tracing programs: the BTF-typed current task is read with
- * plain (fault-handled) loads instead of probe-read helper calls.
+ * The identity of the current task for a syscall record, from the cache
+ * in its pending slot where still valid. A task's cred pointer changes
+ * with every commit_creds (setuid & co, exec), its real_parent when it is
+ * reparented, its css_set when it moves between cgroups (and ident_gen
+ * then, for a css_set freed and reallocated at the same address). Only
+ * the current task changes its own cred, so the compare is exact for
+ * uid/gid. comm is read every call: another thread of the process may
+ * rename this one (/proc/self/task/N/comm), and the rename tracepoint
+ * fires before the new name is in place.
  */
-static __always_inline void fill_fast_cur(struct kl_event *ev)
+static __always_inline void fill_ident(struct kl_pending *p, struct task_struct *t, __u64 pt)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	__u64 pt = bpf_get_current_pid_tgid();
-	__u64 ug = bpf_get_current_uid_gid();
+	struct kl_event *ev = &p->rec.ev;
+	__u64 cred = (__u64)t->cred, parent = (__u64)t->real_parent, css = (__u64)t->cgroups;
+	__u32 gen = *(volatile __u32 *)&ident_gen;
 
+	if (!p->cached) {
+		fill_slow(ev, t);
+		p->cached = 1;
+		p->id_cred = 0;
+	}
+	if (p->id_cred != cred || p->id_parent != parent || p->id_css != css || p->id_gen != gen ||
+	    !ident_cache) {
+		__u64 ug = bpf_get_current_uid_gid();
+
+		ev->uid = (__u32)ug;
+		ev->gid = ug >> 32;
+		ev->ppid = t->real_parent->tgid;
+		ev->cgroup_id = bpf_get_current_cgroup_id();
+		p->id_cred = cred;
+		p->id_parent = parent;
+		p->id_css = css;
+		p->id_gen = gen;
+	}
 	ev->pid = pt >> 32;
 	ev->tid = (__u32)pt;
-	ev->uid = (__u32)ug;
-	ev->gid = ug >> 32;
-	ev->ppid = t->real_parent->tgid;
-	ev->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }
 
 /* Same as fill_slow+fill_fast but for a task other than current. */
@@ -481,17 +532,11 @@ static __always_inline int on_enter(__u64 id, __u64 a0, __u64 a1, __u64 a2, __u6
 	if (p->excluded)
 		return 0;
 
-	t = (struct task_struct *)bpf_get_current_task();
-	if (!p->cached) {
-		fill_slow(&p->rec.ev, t);
-		p->cached = 1;
-	}
+	t = bpf_get_current_task_btf();
+	fill_ident(p, t, pt);
 	/* filters first (shed counts cover watched tasks only), then shed, then the rest */
-	if (filter_cgroup || containers_only || filter_pidns || live_filters) {
-		p->rec.ev.cgroup_id = bpf_get_current_cgroup_id();
-		if (filtered_out(&p->rec.ev))
-			return 0;
-	}
+	if ((filter_cgroup || containers_only || filter_pidns) && filtered_out(&p->rec.ev))
+		return 0;
 	if (live_filters) {
 		__u32 cur = live_cur_load() & 1, m, pct = 0;
 		struct kl_live *L = &live[cur];
@@ -523,8 +568,7 @@ static __always_inline int on_enter(__u64 id, __u64 a0, __u64 a1, __u64 a2, __u6
 		count(KL_CNT_SHED, cat);
 		return 0;
 	}
-	fill_fast_cur(&p->rec.ev);
-
+	bpf_get_current_comm(p->rec.ev.comm, sizeof(p->rec.ev.comm));
 	p->rec.ev.ts_ns = bpf_ktime_get_ns();
 	p->rec.ev.seq = KL_REC_SYSCALL; /* type tag; the collector assigns the real seq */
 	p->rec.ev.flags = 0;
@@ -609,7 +653,7 @@ static __always_inline int on_exit(long ret)
 	}
 	if (c->refresh)
 		p->cached = 0;
-	emit(p->rec.category, &p->rec, sizeof(p->rec) + (off & (KL_TAIL_MAX - 1)));
+	emit_chk(p->rec.category, &p->rec, sizeof(p->rec) + (off & (KL_TAIL_MAX - 1)), !(++p->nout & 15));
 	return 0;
 }
 
@@ -674,6 +718,27 @@ SEC("tp/raw_syscalls/sys_exit")
 int kl_tp_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_exit(ctx->ret);
+}
+
+/*
+ * Cgroup migrations move tasks between css_sets, and a css_set freed by
+ * one move can be reallocated at the same address by the next: bump the
+ * generation so every cached cgroup id is read again (fill_ident). Both
+ * tracepoints fire once the move is done. Attached separately by the
+ * collector, which turns the cache on only once they are in place.
+ */
+SEC("raw_tp/cgroup_attach_task")
+int kl_cg_attach(struct bpf_raw_tracepoint_args *ctx)
+{
+	__sync_fetch_and_add(&ident_gen, 1);
+	return 0;
+}
+
+SEC("raw_tp/cgroup_transfer_tasks")
+int kl_cg_transfer(struct bpf_raw_tracepoint_args *ctx)
+{
+	__sync_fetch_and_add(&ident_gen, 1);
+	return 0;
 }
 
 /* ---- process lifecycle -------------------------------------------------- */

@@ -64,7 +64,7 @@ enum kl_cnt {
 	KL_CNT_RESERVE = 0,     /* ringbuf output failed (ring full) */
 	KL_CNT_SHED = 1,        /* dropped at entry by the downgrade level */
 	KL_CNT_PENDING = 2,     /* no room in the pending table */
-	KL_CNT_EMITTED = 3,     /* records handed to the ring */
+	KL_CNT_EMITTED = 3,     /* unused: an atomic per record for a figure the collector has (events received) */
 	KL_CNT__COUNT = 4,
 };
 #define KL_CNT_SLOTS 32         /* KL_CNT__COUNT * 8 categories */

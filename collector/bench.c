@@ -23,6 +23,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -33,6 +34,7 @@
 #include "floor.skel.h"
 
 #define LOOP_COMM "kl-bench-loop"
+#define STORM_COMM "kl-bench-storm"
 
 static uint64_t now_ns(void)
 {
@@ -64,6 +66,34 @@ static int run_loop(long n)
 	return 0;
 }
 
+/*
+ * The storm: one thread issuing syscalls as fast as it can, each failing
+ * at once on fd -1 (read: bulk_file, close: bulk_file_meta, sendto:
+ * bulk_net), so the kernel's own work is as small as it gets and the
+ * tracer's share is as large as it gets.
+ */
+static int run_storm(long n)
+{
+	uint64_t t0, t1;
+
+	prctl(PR_SET_NAME, STORM_COMM);
+	t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		syscall(SYS_read, -1, NULL, 0);
+		syscall(SYS_close, -1);
+		syscall(SYS_sendto, -1, NULL, 0, 0, NULL, 0);
+	}
+	t1 = now_ns();
+	printf("%llu\n", (unsigned long long)(t1 - t0));
+	return 0;
+}
+
+/* What the storm under kl-collector delivered, per loop syscall. */
+struct storm_res {
+	uint64_t got[3];           /* read, close, sendto records of the storm thread (fd -1) */
+	uint64_t lost[3];          /* counted losses (loss records) of their categories, node-wide */
+};
+
 struct result {
 	const char *name;
 	bool ok;
@@ -75,9 +105,12 @@ struct result {
 	double cpu_ns_per_event;   /* tracer process CPU per event */
 	double bpf_ns_per_event;   /* added wall time per event vs untraced */
 	double prog_ns_per_event;  /* BPF run time (bpf_stats) per record delivered, node-wide */
+	double side_floor_ns_per_event; /* kl only: the floor probe attached in the same loop */
 };
 
 static char self_exe[PATH_MAX];
+/* --ring-kb: kl-collector's BPF rings and the floor's, the same size (0: kl-collector's default, 4 MiB) */
+static long ring_kb;
 static char self_dir[PATH_MAX];
 
 /* Run argv (a tracer wrapping `self --loop n`, or just that) and read the loop's ns. */
@@ -121,6 +154,62 @@ static int run_plain(long n, uint64_t *loop_ns)
 
 	snprintf(nb, sizeof(nb), "%ld", n);
 	return run_cmd(argv, loop_ns);
+}
+
+/*
+ * The loop, held at a gate until @armed(pid) has run: a probe that
+ * filters by pid can be pointed at it before its first syscall.
+ */
+static int run_loop_gated(long n, const char *mode, uint64_t *loop_ns, void (*armed)(pid_t, void *), void *ctx)
+{
+	int gate[2], out[2], status, err = 0;
+	char buf[64] = { 0 }, nb[32];
+	ssize_t got = 0, r;
+	pid_t pid;
+
+	if (pipe(gate))
+		return -errno;
+	if (pipe(out)) {
+		err = -errno;
+		goto out_gate;
+	}
+	snprintf(nb, sizeof(nb), "%ld", n);
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		goto out_pipes;
+	}
+	if (pid == 0) {
+		char c;
+
+		close(gate[1]);
+		dup2(out[1], 1);
+		if (read(gate[0], &c, 1) != 1)
+			_exit(1);
+		execl(self_exe, self_exe, mode, nb, NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	out[1] = -1;
+	if (armed)
+		armed(pid, ctx);
+	if (write(gate[1], "g", 1) != 1)
+		err = -errno;
+	while (got < (ssize_t)sizeof(buf) - 1 && (r = read(out[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += r;
+	waitpid(pid, &status, 0);
+	if (!err && (!WIFEXITED(status) || WEXITSTATUS(status) || !strtoull(buf, NULL, 10)))
+		err = -EIO;
+	if (!err)
+		*loop_ns = strtoull(buf, NULL, 10);
+out_pipes:
+	close(out[0]);
+	if (out[1] >= 0)
+		close(out[1]);
+out_gate:
+	close(gate[0]);
+	close(gate[1]);
+	return err;
 }
 
 static bool have(const char *prog)
@@ -172,14 +261,233 @@ static uint64_t prog_runtime(const char *prefix)
 	return sum;
 }
 
+/* Per-program run counts and times, to say which program the time goes to. */
+#define PROG_SNAP_MAX 32
+struct prog_snap {
+	int n;
+	struct { uint32_t id; char name[16]; uint64_t cnt, ns; } p[PROG_SNAP_MAX];
+};
+
+static void prog_snapshot(const char *prefix, struct prog_snap *s)
+{
+	uint32_t id = 0;
+
+	s->n = 0;
+	while (s->n < PROG_SNAP_MAX && !bpf_prog_get_next_id(id, &id)) {
+		struct bpf_prog_info info = { 0 };
+		uint32_t len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(id);
+
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) && !strncmp(info.name, prefix, strlen(prefix))) {
+			s->p[s->n].id = id;
+			snprintf(s->p[s->n].name, sizeof(s->p[s->n].name), "%s", info.name);
+			s->p[s->n].cnt = info.run_cnt;
+			s->p[s->n].ns = info.run_time_ns;
+			s->n++;
+		}
+		close(fd);
+	}
+}
+
+/* kl's programs that ran during the loop: name, runs, ns per run (filled by bench_kl) */
+static struct prog_snap kl_progs;
+
+/* Add what each program of @before ran until @after to kl_progs (by name: repeats reload them). */
+static void prog_delta(const struct prog_snap *before, const struct prog_snap *after)
+{
+	for (int i = 0; i < before->n; i++)
+		for (int j = 0; j < after->n; j++) {
+			int k;
+
+			if (before->p[i].id != after->p[j].id)
+				continue;
+			for (k = 0; k < kl_progs.n; k++)
+				if (!strcmp(kl_progs.p[k].name, before->p[i].name))
+					break;
+			if (k == kl_progs.n) {
+				if (k == PROG_SNAP_MAX)
+					continue;
+				kl_progs.n++;
+				memcpy(kl_progs.p[k].name, before->p[i].name, sizeof(kl_progs.p[k].name));
+			}
+			kl_progs.p[k].cnt += after->p[j].cnt - before->p[i].cnt;
+			kl_progs.p[k].ns += after->p[j].ns - before->p[i].ns;
+		}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Field-wise median of @n runs of one tracer (the machine is shared: one run can be unlucky). */
+static void median_result(struct result *out, struct result *runs, int n)
+{
+	double v[n];
+	int ok = 0;
+
+#define MEDIAN_OF(field)                                   \
+	do {                                               \
+		int m = 0;                                 \
+		for (int i = 0; i < n; i++)                \
+			if (runs[i].ok)                    \
+				v[m++] = (double)runs[i].field; \
+		qsort(v, m, sizeof(v[0]), cmp_double);     \
+		out->field = v[m / 2];                     \
+	} while (0)
+	for (int i = 0; i < n; i++)
+		ok += runs[i].ok;
+	*out = runs[0];
+	for (int i = 0; i < n && !ok; i++)
+		if (!runs[i].ok)
+			return; /* every run failed: keep the first reason */
+	for (int i = 0; i < n; i++)
+		if (runs[i].ok) {
+			*out = runs[i];
+			break;
+		}
+	MEDIAN_OF(ns_per_iter);
+	MEDIAN_OF(events);
+	MEDIAN_OF(cpu_ns_per_event);
+	MEDIAN_OF(bpf_ns_per_event);
+	MEDIAN_OF(prog_ns_per_event);
+	MEDIAN_OF(side_floor_ns_per_event);
+#undef MEDIAN_OF
+}
+
+/* ---- the floor: reserve + submit of a fixed record, drained on a timer ---- */
+
+struct floor_run {
+	struct floor_bpf *skel;
+	struct ring_buffer *rb;
+	pthread_t th;
+	bool running;
+	atomic_bool stop;
+	uint64_t n;          /* records drained */
+};
+
+static int floor_cb(void *ctx, void *data, size_t size)
+{
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+static void *floor_main(void *arg)
+{
+	struct floor_run *f = arg;
+
+	while (!atomic_load(&f->stop)) {
+		ring_buffer__poll(f->rb, 5);
+		ring_buffer__consume(f->rb);
+	}
+	ring_buffer__consume(f->rb);
+	return NULL;
+}
+
+/* Load and attach the floor probe, tracing nobody until floor_target(). */
+static int floor_start(struct floor_run *f)
+{
+	int err;
+
+	memset(f, 0, sizeof(*f));
+	f->skel = floor_bpf__open();
+	if (!f->skel)
+		return -errno;
+	/* the same ring size as kl's: a ring's size is its writer's working set (cache, TLB) */
+	if (bpf_map__set_max_entries(f->skel->maps.floor_rb, (ring_kb ? ring_kb : 4096) * 1024u) ||
+	    floor_bpf__load(f->skel) || floor_bpf__attach(f->skel))
+		goto fail;
+	f->rb = ring_buffer__new(bpf_map__fd(f->skel->maps.floor_rb), floor_cb, &f->n, NULL);
+	if (!f->rb)
+		goto fail;
+	err = pthread_create(&f->th, NULL, floor_main, f);
+	if (err) {
+		errno = err;
+		goto fail;
+	}
+	f->running = true;
+	return 0;
+fail:
+	err = -errno;
+	ring_buffer__free(f->rb);
+	floor_bpf__destroy(f->skel);
+	f->skel = NULL;
+	return err;
+}
+
+static void floor_target(struct floor_run *f, pid_t pid)
+{
+	__atomic_store_n(&f->skel->bss->target_tgid, (uint32_t)pid, __ATOMIC_RELEASE);
+}
+
+static void floor_stop(struct floor_run *f)
+{
+	if (!f->skel)
+		return;
+	if (f->running) {
+		atomic_store(&f->stop, true);
+		pthread_join(f->th, NULL);
+	}
+	ring_buffer__free(f->rb);
+	floor_bpf__destroy(f->skel);
+	f->skel = NULL;
+}
+
+static void floor_armed(pid_t pid, void *ctx)
+{
+	floor_target(ctx, pid);
+}
+
+static void bench_floor(struct result *r, long n, uint64_t base)
+{
+	struct floor_run f;
+	uint64_t rt0, rt1, ns = 0;
+	int err;
+
+	r->name = "floor probe";
+	err = floor_start(&f);
+	if (err) {
+		snprintf(r->why, sizeof(r->why), "floor probe: %s", strerror(-err));
+		return;
+	}
+	rt0 = prog_runtime("floor_");
+	err = run_loop_gated(n, "--loop", &ns, floor_armed, &f);
+	rt1 = prog_runtime("floor_");
+	floor_stop(&f);
+	if (err) {
+		snprintf(r->why, sizeof(r->why), "loop: %s", strerror(-err));
+		return;
+	}
+	r->ok = true;
+	r->iters = n;
+	r->ns_per_iter = (double)ns / n;
+	r->events = f.n;
+	r->bpf_ns_per_event = ((double)ns - (double)base * n) / (3.0 * n);
+	if (f.n)
+		r->prog_ns_per_event = (double)(rt1 - rt0) / f.n;
+}
+
 /* ---- kl-collector with a consumer on raw ---------------------------------- */
 
 struct counter {
 	struct shm_consumer *c;
 	atomic_bool stop;
+	const char *comm;    /* the measured loop's */
 	uint64_t n;
 	uint64_t all;        /* every record, node-wide */
+	struct storm_res st; /* storm: per loop syscall, and losses per category */
 };
+
+static int storm_slot(const struct kl_syscall *sc)
+{
+	if ((int)sc->args[0] != -1) /* an int: the upper half of the register is not defined */
+		return -1;
+	return sc->nr == SYS_read ? 0 : sc->nr == SYS_close ? 1 : sc->nr == SYS_sendto ? 2 : -1;
+}
 
 static void *count_main(void *arg)
 {
@@ -195,9 +503,24 @@ static void *count_main(void *arg)
 			const struct kl_event *ev = recs[i].data;
 
 			/* only the loop's own events: the node is busy with other work */
-			if (recs[i].type == KL_REC_SYSCALL && recs[i].len >= sizeof(*ev) &&
-			    !strncmp(ev->comm, LOOP_COMM, sizeof(ev->comm)))
+			if (recs[i].type == KL_REC_SYSCALL && recs[i].len >= sizeof(struct kl_syscall) &&
+			    !strncmp(ev->comm, k->comm, sizeof(ev->comm))) {
+				int slot = storm_slot(recs[i].data);
+
 				k->n++;
+				if (slot >= 0)
+					k->st.got[slot]++;
+			}
+			if (recs[i].type == KL_REC_LOSS && recs[i].len >= sizeof(struct kl_loss)) {
+				const struct kl_loss *l = recs[i].data;
+
+				if (l->category == KL_CAT_BULK_FILE)
+					k->st.lost[0] += l->count;
+				if (l->category == KL_CAT_BULK_FILE_META)
+					k->st.lost[1] += l->count;
+				if (l->category == KL_CAT_BULK_NET)
+					k->st.lost[2] += l->count;
+			}
 		}
 		if (n > 0)
 			shm_consumer_release(k->c);
@@ -205,11 +528,15 @@ static void *count_main(void *arg)
 	return NULL;
 }
 
-static void bench_kl(struct result *r, long n, uint64_t base)
+/*
+ * kl-collector (default flags) with a consumer on raw, around the open
+ * loop, or around the storm when @storm. @side: see below.
+ */
+static void bench_kl(struct result *r, long n, uint64_t base, struct floor_run *side, struct storm_res *storm)
 {
 	char dir[] = "/tmp/kl-bench-XXXXXX", ready[64], coll[PATH_MAX + 16];
 	struct shm_ring *ring = NULL;
-	struct counter k = { 0 };
+	struct counter k = { .comm = storm ? STORM_COMM : LOOP_COMM };
 	pthread_t th;
 	uint64_t ns, cpu0, cpu1, rt0, rt1, all0, all1;
 	pid_t cp;
@@ -228,6 +555,11 @@ static void bench_kl(struct result *r, long n, uint64_t base)
 
 		if (devnull >= 0)
 			dup2(devnull, 2);
+		char rkb[32];
+
+		snprintf(rkb, sizeof(rkb), "%ld", ring_kb);
+		if (ring_kb)
+			execl(coll, coll, "--dir", dir, "--ready", ready, "--no-bootstrap", "--ring-kb", rkb, NULL);
 		execl(coll, coll, "--dir", dir, "--ready", ready, "--no-bootstrap", NULL);
 		_exit(127);
 	}
@@ -248,12 +580,36 @@ static void bench_kl(struct result *r, long n, uint64_t base)
 	pthread_create(&th, NULL, count_main, &k);
 	usleep(100000);
 	k.n = 0;
+	memset(&k.st, 0, sizeof(k.st));
 	all0 = k.all;
+	/*
+	 * With @side, the floor probe runs on the same loop: both see the same
+	 * caches and the same neighbours, so their ratio does not depend on
+	 * what the shared machine did between two runs.
+	 */
+	if (side && floor_start(side))
+		side = NULL;
 	rt0 = prog_runtime("kl_");
-	cpu0 = proc_cpu_ns(cp);
-	err = run_plain(n, &ns);
-	rt1 = prog_runtime("kl_");
-	usleep(100000); /* the reorder window and a drain tick */
+	{
+		struct prog_snap before, after;
+		uint64_t f0 = side ? prog_runtime("floor_") : 0, f1;
+
+		prog_snapshot("kl_", &before);
+		cpu0 = proc_cpu_ns(cp);
+		err = run_loop_gated(n, storm ? "--storm-loop" : "--loop", &ns, side ? floor_armed : NULL, side);
+		rt1 = prog_runtime("kl_");
+		f1 = side ? prog_runtime("floor_") : 0;
+		prog_snapshot("kl_", &after);
+		if (!side && !storm)
+			prog_delta(&before, &after);
+		if (side) {
+			floor_stop(side);
+			if (side->n)
+				r->side_floor_ns_per_event = (double)(f1 - f0) / side->n;
+		}
+	}
+	/* the reorder window, a drain tick, and the loss report after it */
+	usleep(storm ? 400000 : 100000);
 	cpu1 = proc_cpu_ns(cp);
 	all1 = k.all;
 	atomic_store(&k.stop, true);
@@ -266,11 +622,14 @@ static void bench_kl(struct result *r, long n, uint64_t base)
 	r->iters = n;
 	r->ns_per_iter = (double)ns / n;
 	r->events = k.n;
+	if (storm)
+		*storm = k.st;
 	/* the collector drains the whole node: its CPU is shared by every record it moved */
 	if (all1 > all0) {
 		r->cpu_ns_per_event = (double)(cpu1 - cpu0) / (all1 - all0);
 		r->prog_ns_per_event = (double)(rt1 - rt0) / (all1 - all0);
 	}
+
 	r->bpf_ns_per_event = ((double)ns - (double)base * n) / (3.0 * n);
 out_cons:
 	shm_consumer_detach(k.c);
@@ -288,107 +647,6 @@ out_dir:
 			/* leftovers in /tmp are harmless */
 		}
 	}
-}
-
-/* ---- the floor: reserve + submit of a fixed record, drained on a timer ---- */
-
-struct floor_drain {
-	struct ring_buffer *rb;
-	atomic_bool stop;
-	uint64_t n;
-	uint64_t all;        /* every record, node-wide */
-};
-
-static int floor_cb(void *ctx, void *data, size_t size)
-{
-	(*(uint64_t *)ctx)++;
-	return 0;
-}
-
-static void *floor_main(void *arg)
-{
-	struct floor_drain *d = arg;
-
-	while (!atomic_load(&d->stop)) {
-		ring_buffer__poll(d->rb, 5);
-		ring_buffer__consume(d->rb);
-	}
-	ring_buffer__consume(d->rb);
-	return NULL;
-}
-
-static void bench_floor(struct result *r, long n, uint64_t base)
-{
-	struct floor_bpf *skel = NULL;
-	struct floor_drain d = { 0 };
-	int gate[2], out[2], status;
-	char buf[64] = { 0 }, nb[32];
-	pthread_t th;
-	ssize_t got;
-	uint64_t rt0 = 0, rt1 = 0;
-	pid_t pid;
-
-	r->name = "floor probe";
-	if (pipe(gate) || pipe(out)) {
-		snprintf(r->why, sizeof(r->why), "pipe: %s", strerror(errno));
-		return;
-	}
-	snprintf(nb, sizeof(nb), "%ld", n);
-	pid = fork();
-	if (pid == 0) {
-		char c;
-
-		close(gate[1]);
-		dup2(out[1], 1);
-		if (read(gate[0], &c, 1) != 1)
-			_exit(1);
-		execl(self_exe, self_exe, "--loop", nb, NULL);
-		_exit(127);
-	}
-	close(gate[0]);
-	close(out[1]);
-	skel = floor_bpf__open();
-	if (!skel)
-		goto fail;
-	skel->rodata->target_tgid = pid;
-	if (floor_bpf__load(skel) || floor_bpf__attach(skel))
-		goto fail;
-	d.rb = ring_buffer__new(bpf_map__fd(skel->maps.floor_rb), floor_cb, &d.n, NULL);
-	if (!d.rb)
-		goto fail;
-	pthread_create(&th, NULL, floor_main, &d);
-	rt0 = prog_runtime("floor_");
-	if (write(gate[1], "g", 1) != 1)
-		goto fail;
-	got = read(out[0], buf, sizeof(buf) - 1);
-	waitpid(pid, &status, 0);
-	rt1 = prog_runtime("floor_");
-	atomic_store(&d.stop, true);
-	pthread_join(th, NULL);
-	if (got > 0 && strtoull(buf, NULL, 10)) {
-		uint64_t ns = strtoull(buf, NULL, 10);
-
-		r->ok = true;
-		r->iters = n;
-		r->ns_per_iter = (double)ns / n;
-		r->events = d.n;
-		r->bpf_ns_per_event = ((double)ns - (double)base * n) / (3.0 * n);
-		if (d.n)
-			r->prog_ns_per_event = (double)(rt1 - rt0) / d.n;
-	}
-	ring_buffer__free(d.rb);
-	floor_bpf__destroy(skel);
-	close(gate[1]);
-	close(out[0]);
-	return;
-fail:
-	snprintf(r->why, sizeof(r->why), "floor probe: %s", strerror(errno));
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	ring_buffer__free(d.rb);
-	floor_bpf__destroy(skel);
-	close(gate[1]);
-	close(out[0]);
 }
 
 /* ---- bpftrace, perf trace, strace ------------------------------------------- */
@@ -488,33 +746,54 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "json", no_argument, 0, 'j' }, { "iterations", required_argument, 0, 'n' },
 		{ "slow-iterations", required_argument, 0, 's' }, { "loop", required_argument, 0, 'l' },
-		{ "only", required_argument, 0, 'o' }, { "help", no_argument, 0, 'h' }, { 0 },
+		{ "only", required_argument, 0, 'o' }, { "repeat", required_argument, 0, 'r' },
+		{ "ring-kb", required_argument, 0, 'K' }, { "storm-loop", required_argument, 0, 'S' }, { "storm-iterations", required_argument, 0, 'N' },
+		{ "help", no_argument, 0, 'h' }, { 0 },
 	};
 	struct result res[8] = { 0 };
-	long n = 200000, slow = 0;
+	long n = 200000, slow = 0, repeat = 3, sn = 1000000;
+	/* storm: syscalls/s untraced and under kl-collector, per run; accounting of the median run */
+	double storm_plain[15], storm_kl[15];
+	struct storm_res storm_st[15];
+	int nstorm = 0, nstorm_plain = 0;
+	struct result same = { 0 };  /* kl with the floor attached to the same loop */
+	double same_ratio[15];
+	int nsame = 0;
 	const char *only = NULL;
 	bool json = false;
-	uint64_t base_ns;
 	double base;
 	int opt, nr = 0;
 	char *p;
 
-	while ((opt = getopt_long(argc, argv, "jn:s:l:o:h", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "jn:s:l:o:r:S:N:K:h", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'j': json = true; break;
 		case 'n': n = atol(optarg); break;
 		case 's': slow = atol(optarg); break;
 		case 'l': return run_loop(atol(optarg));
 		case 'o': only = optarg; break;
+		case 'r': repeat = atol(optarg); break;
+		case 'S': return run_storm(atol(optarg));
+		case 'N': sn = atol(optarg); break;
+		case 'K': ring_kb = atol(optarg); break;
 		case 'h':
-			printf("usage: collector-bench [--json] [--iterations N] [--slow-iterations N] [--only a,b]\n"
-			       "  tracers: none kl floor bpftrace perf strace\n");
+			printf("usage: collector-bench [--json] [--iterations N] [--slow-iterations N] [--only a,b] [--repeat R]\n"
+			       "                       [--storm-iterations N] [--ring-kb N]\n"
+			       "  tracers: none kl floor bpftrace perf strace storm\n"
+			       "  none, kl, floor and storm run R times interleaved (default 3); each figure is the median\n"
+			       "  storm: one thread, N x {read, close, sendto} on fd -1 (default 1000000), untraced\n"
+			       "  and under kl-collector: syscalls/s, and captured + counted losses against issued\n");
 			return 0;
 		default: return 2;
 		}
 	}
 	if (!slow)
 		slow = n / 20 > 1000 ? n / 20 : 1000;
+	if (n <= 0 || sn <= 0 || repeat < 1 || repeat > 15 || ring_kb < 0 || (ring_kb && (ring_kb & (ring_kb - 1)))) {
+		fprintf(stderr, "collector-bench: --iterations and --storm-iterations must be > 0, --repeat 1..15,"
+				" --ring-kb a power of two\n");
+		return 2;
+	}
 	if (readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1) < 0)
 		return 1;
 	snprintf(self_dir, sizeof(self_dir), "%s", self_exe);
@@ -531,22 +810,62 @@ int main(int argc, char **argv)
 
 	(void)stats_fd;
 #define WANT(x) (!only || strstr(only, x))
-	/* untraced twice, keep the faster: the machine is shared */
+	/*
+	 * untraced, kl and floor interleaved @repeat times, each figure the
+	 * median: the machine is shared, and a neighbour's burst during one
+	 * run would otherwise decide a ratio
+	 */
 	{
-		uint64_t a = 0, b = 0;
+		struct result none_r[15] = { 0 }, kl_r[15] = { 0 }, floor_r[15] = { 0 }, same_r[15] = { 0 };
+		uint64_t t = 0;
 
-		if (run_plain(n, &a) || run_plain(n, &b)) {
+		if (run_plain(n, &t)) { /* warm-up: page cache, dentries */
 			fprintf(stderr, "collector-bench: the loop itself failed\n");
 			return 1;
 		}
-		base_ns = a < b ? a : b;
+		for (long i = 0; i < repeat; i++) {
+			if (run_plain(n, &t)) {
+				fprintf(stderr, "collector-bench: the loop itself failed\n");
+				return 1;
+			}
+			none_r[i] = (struct result){ .name = "none", .ok = true, .iters = n, .ns_per_iter = (double)t / n };
+			if (WANT("kl"))
+				bench_kl(&kl_r[i], n, (uint64_t)none_r[i].ns_per_iter, NULL, NULL);
+			if (WANT("floor"))
+				bench_floor(&floor_r[i], n, (uint64_t)none_r[i].ns_per_iter);
+			if (WANT("storm")) {
+				struct result sr = { 0 };
+				uint64_t sns = 0;
+
+				if (!run_loop_gated(sn, "--storm-loop", &sns, NULL, NULL) && sns)
+					storm_plain[nstorm_plain++] = 3.0 * sn / (sns / 1e9);
+				bench_kl(&sr, sn, 0, NULL, &storm_st[nstorm]);
+				if (sr.ok) {
+					storm_kl[nstorm] = 3.0 / (sr.ns_per_iter / 1e9);
+					nstorm++;
+				}
+			}
+			if (WANT("kl") && WANT("floor")) {
+				struct floor_run f;
+
+				bench_kl(&same_r[i], n, (uint64_t)none_r[i].ns_per_iter, &f, NULL);
+				same_ratio[nsame] = same_r[i].side_floor_ns_per_event > 0
+					? same_r[i].prog_ns_per_event / same_r[i].side_floor_ns_per_event : 0;
+				if (same_ratio[nsame] > 0)
+					nsame++;
+			}
+		}
+		median_result(&res[nr++], none_r, (int)repeat);
+		base = res[0].ns_per_iter;
+		if (WANT("kl"))
+			median_result(&res[nr++], kl_r, (int)repeat);
+		if (WANT("floor"))
+			median_result(&res[nr++], floor_r, (int)repeat);
+		if (nsame) {
+			median_result(&same, same_r, (int)repeat);
+			qsort(same_ratio, nsame, sizeof(same_ratio[0]), cmp_double);
+		}
 	}
-	base = (double)base_ns / n;
-	res[nr++] = (struct result){ .name = "none", .ok = true, .iters = n, .ns_per_iter = base };
-	if (WANT("kl"))
-		bench_kl(&res[nr++], n, (uint64_t)base);
-	if (WANT("floor"))
-		bench_floor(&res[nr++], n, (uint64_t)base);
 	if (WANT("bpftrace"))
 		bench_bpftrace(&res[nr++], n);
 	if (WANT("perf")) {
@@ -572,8 +891,39 @@ int main(int argc, char **argv)
 			floor_bpf = res[i].prog_ns_per_event;
 	}
 
+	/* storm: the median run by traced rate, and what any run left unaccounted */
+	double storm_plain_med = 0, storm_kl_med = 0;
+	struct storm_res storm_med = { 0 };
+	uint64_t storm_missing = 0;
+	if (nstorm_plain) {
+		qsort(storm_plain, nstorm_plain, sizeof(storm_plain[0]), cmp_double);
+		storm_plain_med = storm_plain[nstorm_plain / 2];
+	}
+	if (nstorm) {
+		int order[15];
+
+		for (int i = 0; i < nstorm; i++)
+			order[i] = i;
+		for (int i = 1; i < nstorm; i++)
+			for (int j = i; j > 0 && storm_kl[order[j]] < storm_kl[order[j - 1]]; j--) {
+				int t = order[j];
+
+				order[j] = order[j - 1];
+				order[j - 1] = t;
+			}
+		storm_kl_med = storm_kl[order[nstorm / 2]];
+		storm_med = storm_st[order[nstorm / 2]];
+		/* losses are counted per category node-wide, so they can only over-cover */
+		for (int i = 0; i < nstorm; i++)
+			for (int c = 0; c < 3; c++)
+				if (storm_st[i].got[c] + storm_st[i].lost[c] < (uint64_t)sn)
+					storm_missing += (uint64_t)sn - storm_st[i].got[c] - storm_st[i].lost[c];
+	}
+
 	if (json) {
-		printf("{\"iterations\":%ld,\"slow_iterations\":%ld,\"syscalls_per_iteration\":3,\"tracers\":[", n, slow);
+		printf("{\"iterations\":%ld,\"slow_iterations\":%ld,\"repeat\":%ld,\"ring_kb\":%ld,"
+		       "\"syscalls_per_iteration\":3,\"tracers\":[",
+		       n, slow, repeat, ring_kb ? ring_kb : 4096);
 		for (int i = 0; i < nr; i++) {
 			printf("%s{\"name\":\"%s\",\"ok\":%s", i ? "," : "", res[i].name, res[i].ok ? "true" : "false");
 			if (res[i].ok)
@@ -587,10 +937,34 @@ int main(int argc, char **argv)
 				printf(",\"reason\":\"%s\"", res[i].why);
 			printf("}");
 		}
-		printf("],\"bpf_vs_floor\":%.3f}\n", floor_bpf > 0 ? kl_bpf / floor_bpf : 0.0);
+		printf("],\"bpf_vs_floor\":%.3f", floor_bpf > 0 ? kl_bpf / floor_bpf : 0.0);
+		if (nsame)
+			printf(",\"same_loop\":{\"kl_bpf_ns_per_event\":%.1f,\"floor_bpf_ns_per_event\":%.1f,"
+			       "\"bpf_vs_floor\":%.3f}",
+			       same.prog_ns_per_event, same.side_floor_ns_per_event, same_ratio[nsame / 2]);
+		if (nstorm)
+			printf(",\"storm\":{\"iterations\":%ld,\"syscalls_per_iteration\":3,\"untraced_per_s\":%.0f,"
+			       "\"kl_per_s\":%.0f,\"ratio\":%.3f,\"captured\":[%llu,%llu,%llu],\"counted_lost\":[%llu,%llu,%llu],"
+			       "\"missing\":%llu}",
+			       sn, storm_plain_med, storm_kl_med, storm_kl_med > 0 ? storm_plain_med / storm_kl_med : 0.0,
+			       (unsigned long long)storm_med.got[0], (unsigned long long)storm_med.got[1],
+			       (unsigned long long)storm_med.got[2], (unsigned long long)storm_med.lost[0],
+			       (unsigned long long)storm_med.lost[1], (unsigned long long)storm_med.lost[2],
+			       (unsigned long long)storm_missing);
+		printf(",\"kl_programs\":[");
+		for (int i = 0, k = 0; i < kl_progs.n; i++) {
+			if (!kl_progs.p[i].cnt)
+				continue;
+			printf("%s{\"name\":\"%s\",\"runs\":%llu,\"ns_per_run\":%.1f}", k++ ? "," : "",
+			       kl_progs.p[i].name, (unsigned long long)kl_progs.p[i].cnt,
+			       (double)kl_progs.p[i].ns / kl_progs.p[i].cnt);
+		}
+		printf("]}\n");
 		return 0;
 	}
-	printf("open+read+close of /etc/hostname; %ld iterations (%ld under perf trace and strace)\n\n", n, slow);
+	printf("open+read+close of /etc/hostname; %ld iterations (%ld under perf trace and strace); "
+	       "none, kl and floor: median of %ld interleaved runs; BPF rings %ld KiB\n\n", n, slow, repeat,
+	       ring_kb ? ring_kb : 4096);
 	printf("%-18s %10s %7s %10s %10s %13s %12s %13s\n", "tracer", "ns/iter", "ratio", "events", "events/s",
 	       "cpu ns/event", "+ns/syscall", "bpf ns/event");
 	for (int i = 0; i < nr; i++) {
@@ -606,5 +980,24 @@ int main(int argc, char **argv)
 	if (floor_bpf > 0)
 		printf("\nBPF side (bpf_stats run time per delivered record): kl %.0f ns vs floor %.0f ns = %.2fx the floor\n",
 		       kl_bpf, floor_bpf, kl_bpf / floor_bpf);
+	if (nstorm) {
+		printf("\nstorm: one thread, %ld x {read, close, sendto} on fd -1; median of %d runs\n", sn, nstorm);
+		printf("  untraced      %10.0f syscalls/s\n", storm_plain_med);
+		printf("  kl-collector  %10.0f syscalls/s  (%.2fx the untraced time per call)\n", storm_kl_med,
+		       storm_kl_med > 0 ? storm_plain_med / storm_kl_med : 0.0);
+		printf("  captured read %llu, close %llu, sendto %llu of %ld each; counted losses %llu, %llu, %llu;"
+		       " missing in any run: %llu\n",
+		       (unsigned long long)storm_med.got[0], (unsigned long long)storm_med.got[1],
+		       (unsigned long long)storm_med.got[2], sn, (unsigned long long)storm_med.lost[0],
+		       (unsigned long long)storm_med.lost[1], (unsigned long long)storm_med.lost[2],
+		       (unsigned long long)storm_missing);
+	}
+	if (nsame)
+		printf("BPF side, floor attached to the same loop: kl %.0f ns vs floor %.0f ns = %.2fx the floor\n",
+		       same.prog_ns_per_event, same.side_floor_ns_per_event, same_ratio[nsame / 2]);
+	for (int i = 0; i < kl_progs.n; i++)
+		if (kl_progs.p[i].cnt)
+			printf("  %-16s %10llu runs %8.1f ns/run\n", kl_progs.p[i].name,
+			       (unsigned long long)kl_progs.p[i].cnt, (double)kl_progs.p[i].ns / kl_progs.p[i].cnt);
 	return 0;
 }

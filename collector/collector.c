@@ -46,6 +46,7 @@ struct kc {
 	struct ring_buffer *rb;
 	struct kc_ring_ctx rctx[KL_CAT__COUNT];
 	struct bpf_link *cg_links[2];
+	struct bpf_link *ident_links[2];   /* cgroup migrations -> identity cache generation */
 	int cgfd;
 	struct shm_ring *raw;
 	struct shm_stats *stats;
@@ -369,12 +370,11 @@ static int report_losses(struct kc *c)
 			for (int k = 0; k < KL_CAT__COUNT; k++)
 				sum[w][k] += __atomic_load_n(&c->skel->bss->cnt[cpu][w * 8 + k], __ATOMIC_RELAXED);
 	for (int k = 0; k < KL_CAT__COUNT; k++) {
-		c->ctr.emitted[k] = sum[KL_CNT_EMITTED][k];
 		for (int w = 0; w < KL_CNT__COUNT; w++) {
 			uint64_t d = sum[w][k] - c->last_loss[w][k];
 			struct kl_loss l = {};
 
-			if (!d || w == KL_CNT_EMITTED)
+			if (!d)
 				continue;
 			c->last_loss[w][k] = sum[w][k];
 			if (w == KL_CNT_RESERVE) {
@@ -851,6 +851,28 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 	return 0;
 }
 
+/*
+ * The syscall programs cache a task's uid/gid, ppid and cgroup id
+ * between calls (bpf/kl.bpf.c fill_ident); a cached cgroup id is safe
+ * only while every cgroup migration bumps ident_gen. Without both
+ * tracepoints the cache stays off and every call reads them afresh.
+ */
+static void attach_ident_cache(struct kc *c)
+{
+	struct kl_bpf *s = c->skel;
+
+	if (!bpf_program__autoload(s->progs.kl_cg_attach))
+		return;
+	c->ident_links[0] = bpf_program__attach(s->progs.kl_cg_attach);
+	c->ident_links[1] = bpf_program__attach(s->progs.kl_cg_transfer);
+	if (!c->ident_links[0] || !c->ident_links[1]) {
+		kc_log(KC_INFO, "identity cache off: tracepoint cgroup/cgroup_%s: %s",
+		       c->ident_links[0] ? "transfer_tasks" : "attach_task", strerror(errno));
+		return;
+	}
+	__atomic_store_n(&s->bss->ident_cache, 1, __ATOMIC_RELEASE);
+}
+
 static int load_and_attach(struct kc *c)
 {
 	struct kl_bpf *s;
@@ -881,11 +903,18 @@ static int load_and_attach(struct kc *c)
 		s->rodata->host_pidns = inum;
 	}
 	s->rodata->dns_enabled = !c->o.no_dns;
+	/*
+	 * 4 MiB per ring, bulk rings included: a ring is written front to
+	 * back, so its whole size is the producer's working set. With 16 MiB
+	 * bulk rings every record missed the caches and the TLB: the exit
+	 * program cost about twice as much (docs/performance.md, "Ring
+	 * size"). Bursts past what 4 MiB holds are the downgrade's job.
+	 */
 	for (int k = 0; k < KL_CAT__COUNT; k++) {
 		uint32_t kb = c->o.bpf_ring_kb;
 
 		if (!kb)
-			kb = (k == KL_CAT_BULK_FILE || k == KL_CAT_BULK_FILE_META || k == KL_CAT_BULK_NET) ? 16384 : 4096;
+			kb = 4096;
 		err = bpf_map__set_max_entries(cat_map(s, k), kb * 1024u);
 		if (err)
 			return err;
@@ -902,6 +931,11 @@ static int load_and_attach(struct kc *c)
 	bpf_program__set_autoload(s->progs.kl_raw_exit, raw && !btf);
 	bpf_program__set_autoload(s->progs.kl_tp_enter, !raw);
 	bpf_program__set_autoload(s->progs.kl_tp_exit, !raw);
+	/* attached after the rest: the identity cache is an optimisation, not a requirement */
+	bpf_program__set_autoload(s->progs.kl_cg_attach, raw);
+	bpf_program__set_autoload(s->progs.kl_cg_transfer, raw);
+	bpf_program__set_autoattach(s->progs.kl_cg_attach, false);
+	bpf_program__set_autoattach(s->progs.kl_cg_transfer, false);
 	kc_log(KC_INFO, "syscalls: attaching %s", btf ? "tp_btf" : raw ? "raw_tp" : "tracepoint");
 	if (!raw)
 		kc_log(KC_INFO, "syscalls: using tracepoint raw_syscalls/sys_{enter,exit} (%s)",
@@ -962,6 +996,7 @@ static int load_and_attach(struct kc *c)
 		kc_log(KC_ERR, "attach: %s", strerror(-err));
 		return err;
 	}
+	attach_ident_cache(c);
 	if (bpf_program__autoload(s->progs.kl_dns_egress)) {
 		c->cgfd = open(c->caps.cgroup2_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (c->cgfd < 0)
@@ -1134,6 +1169,8 @@ void kc_close(struct kc *c)
 	free(c->ctrs);
 	for (int i = 0; i < 2; i++)
 		bpf_link__destroy(c->cg_links[i]);
+	for (int i = 0; i < 2; i++)
+		bpf_link__destroy(c->ident_links[i]);
 	if (c->cgfd >= 0)
 		close(c->cgfd);
 	kl_bpf__destroy(c->skel);

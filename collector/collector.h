@@ -114,7 +114,6 @@ const struct kc_caps *kc_caps(const struct kc *c);
 
 struct kc_counters {
 	uint64_t events[KL_CAT__COUNT];     /* received from BPF */
-	uint64_t emitted[KL_CAT__COUNT];    /* BPF's own count of records it submitted */
 	uint64_t lost_reserve[KL_CAT__COUNT];
 	uint64_t shed[KL_CAT__COUNT];
 	uint64_t lost_pending[KL_CAT__COUNT];

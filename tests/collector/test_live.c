@@ -848,3 +848,157 @@ Test(live, killed_mid_call_leaves_nothing_dangling, .timeout = 60)
 	store_free(&s);
 	kh_rmdir(dir);
 }
+
+/* ---- identity between calls: the cache in the pending slot must follow every change ---- */
+
+/* The one openat of /kl-ident/<step>; asserts exactly one. */
+static const struct kl_syscall *mark_of(struct store *s, const char *step)
+{
+	const struct kl_syscall *hit = NULL;
+	char want[128], b[256];
+	int found = 0;
+
+	snprintf(want, sizeof(want), "/kl-ident/%s", step);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct kl_syscall *sc = sc_at(s, i);
+
+		if (!sc || sc->nr != __NR_openat)
+			continue;
+		if (strcmp(kh_field(KL_REC_SYSCALL, sc, s->v[i].len, KL_F_PATH, b, sizeof(b), NULL), want))
+			continue;
+		found++;
+		hit = sc;
+	}
+	cr_assert_eq(found, 1, "mark %s: expected exactly once, found %d", step, found);
+	return hit;
+}
+
+static uint64_t ino_of(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0, "stat %s: %s", path, strerror(errno));
+	return st.st_ino;
+}
+
+static void move_pid(const char *cg, pid_t pid)
+{
+	char procs[512], b[32];
+	int fd, n;
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cg);
+	n = snprintf(b, sizeof(b), "%d", pid);
+	fd = open(procs, O_WRONLY);
+	cr_assert(fd >= 0 && write(fd, b, n) == n, "move %d to %s: %s", pid, cg, strerror(errno));
+	close(fd);
+}
+
+static bool is_stopped(pid_t pid)
+{
+	char path[64], b[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	b[n] = 0;
+	p = strrchr(b, ')');
+	return p && p[1] == ' ' && p[2] == 'T';
+}
+
+/*
+ * uid/gid, ppid and the cgroup id are cached per task between calls
+ * (bpf/kl.bpf.c fill_ident): a cgroup move (its own, and two by another
+ * process while it is stopped: the second css_set may reuse the first's
+ * address), a rename (its own, and a sibling thread's through /proc),
+ * a reparenting to a subreaper and setresuid must each show in the next
+ * record.
+ */
+Test(live, identity_follows_changes_between_calls, .timeout = 120)
+{
+	char dir[128], out[256], cga[256], cgb[256], cgc[256], b[64];
+	const char *extra[] = { "--no-bootstrap", "--no-dns", NULL };
+	struct store s = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	const struct kl_syscall *m, *before;
+	struct kh_collector k;
+	struct kh_reader *rd = NULL;
+	struct kh_proc w;
+	int err, status, i, subreaper = 0;
+
+	cr_assert_eq(kh_tmpdir(dir, sizeof(dir), "ident"), 0);
+	err = kh_start_collector(&k, dir, extra);
+	LIVE_OR_SKIP(err, "start kl-collector");
+	cr_assert_eq(kh_cgroup_create(cga, sizeof(cga), "ida"), 0);
+	cr_assert_eq(kh_cgroup_create(cgb, sizeof(cgb), "idb"), 0);
+	cr_assert_eq(kh_cgroup_create(cgc, sizeof(cgc), "idc"), 0);
+	cr_assert_eq(kh_reader_start(&rd, dir, store_cb, &s), 0);
+	{
+		char *argv[] = { (char *)kh_bin("tests/collector/kl-workload"), "ident", cga, cgb, NULL };
+
+		cr_assert_eq(kh_spawn(&w, argv), 0);
+	}
+	atomic_store(&s.root, w.pid);
+	kh_go(&w);
+	for (i = 0; i < 1000 && !is_stopped(w.pid); i++)
+		usleep(10000);
+	cr_assert(is_stopped(w.pid), "the workload never stopped itself");
+	move_pid(cgb, w.pid);
+	move_pid(cgc, w.pid);
+	kill(w.pid, SIGCONT);
+	status = kh_wait(&w, out, sizeof(out));
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x: %s", status, out);
+	cr_assert(wait_flag(&s.root_exited, 10000));
+	usleep(100000);
+	kh_reader_stop(rd, NULL, NULL);
+	kh_stop_collector(&k);
+
+	/* cgroups */
+	m = mark_of(&s, "start");
+	cr_assert_neq(m->ev.cgroup_id, ino_of(cga));
+	cr_assert_eq(mark_of(&s, "in-a")->ev.cgroup_id, ino_of(cga), "after its own move to A");
+	cr_assert_eq(mark_of(&s, "in-b")->ev.cgroup_id, ino_of(cgb), "after its own move to B");
+	cr_assert_eq(mark_of(&s, "back-in-a")->ev.cgroup_id, ino_of(cga), "after its own move back to A");
+	cr_assert_eq(mark_of(&s, "moved-while-stopped")->ev.cgroup_id, ino_of(cgc),
+		     "moved A->B->C by another process while stopped");
+	/* comm */
+	cr_assert_str_eq(mark_of(&s, "back-in-a")->ev.comm, "kl-workload");
+	cr_assert_str_eq(mark_of(&s, "renamed")->ev.comm, "kl-renamed", "after its own prctl(PR_SET_NAME)");
+	before = mark_of(&s, "thread-before");
+	m = mark_of(&s, "thread-renamed");
+	cr_assert_eq(before->ev.tid, m->ev.tid);
+	cr_assert_neq(m->ev.tid, m->ev.pid, "the mark comes from the second thread");
+	cr_assert_str_eq(before->ev.comm, "kl-renamed");
+	cr_assert_str_eq(m->ev.comm, "kl-thr-named", "renamed by its sibling through /proc");
+	/* reparenting */
+	before = mark_of(&s, "orphan-before");
+	cr_assert_neq(before->ev.ppid, (uint32_t)w.pid, "first the middle process's child");
+	for (size_t j = 0; j < s.n; j++) {
+		const struct kl_syscall *sc = sc_at(&s, j);
+
+		if (sc && sc->nr == __NR_openat && sc->ev.pid == before->ev.pid &&
+		    sscanf(kh_field(KL_REC_SYSCALL, sc, s.v[j].len, KL_F_PATH, b, sizeof(b), NULL),
+			   "/kl-ident/orphan-after-%d", &subreaper) == 1) {
+			cr_assert_eq(subreaper, w.pid, "reparented to the subreaper");
+			cr_assert_eq(sc->ev.ppid, (uint32_t)w.pid, "ppid after the parent exited");
+			break;
+		}
+	}
+	cr_assert_eq(subreaper, w.pid, "orphan-after mark not found");
+	/* credentials */
+	cr_assert_eq(mark_of(&s, "renamed")->ev.uid, 0);
+	m = mark_of(&s, "uid");
+	cr_assert_eq(m->ev.uid, 4321, "after setresuid");
+	cr_assert_eq(m->ev.gid, 4321, "after setresgid");
+
+	store_free(&s);
+	rmdir(cga);
+	rmdir(cgb);
+	rmdir(cgc);
+	kh_rmdir(dir);
+}

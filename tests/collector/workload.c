@@ -9,6 +9,10 @@
  *   orc N [PATH]       N x open+read+close
  *   mix N              deterministic mixed workload (strace comparison)
  *   storm N CGROUPDIR  move into CGROUPDIR, then N x {read,close,sendto}(-1)
+ *   ident A B C        identity changes between calls: cgroup moves (its own,
+ *                      and A->B->C by the test while it is stopped), comm
+ *                      (its own, and a sibling thread's via /proc), reparenting,
+ *                      uid/gid; each step is marked by openat("/kl-ident/<step>")
  *   killed             a child blocked in read(2) is SIGKILLed
  */
 #include <arpa/inet.h>
@@ -16,6 +20,8 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +272,117 @@ static int do_storm(long n, const char *cg)
 	_exit(0);
 }
 
+/* A step marker the test finds by path: openat fails (ENOENT) but is recorded with its path. */
+static void mark(const char *step)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "/kl-ident/%s", step);
+	syscall(SYS_openat, AT_FDCWD, p, O_RDONLY);
+}
+
+static void move_to(const char *cgdir)
+{
+	char procs[512];
+	int fd;
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgdir);
+	fd = open(procs, O_WRONLY);
+	/* "0": the writer itself */
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		die("move to cgroup");
+	close(fd);
+}
+
+static int thr_gate[2];
+static pid_t thr_tid;
+
+static void *named_thread(void *arg)
+{
+	char c;
+
+	mark("thread-before");
+	__atomic_store_n(&thr_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	if (read(thr_gate[0], &c, 1) != 1)
+		die("thread gate");
+	mark("thread-renamed");
+	return NULL;
+}
+
+static int do_ident(const char *a, const char *b)
+{
+	int fds[2], status;
+	pid_t mid, g;
+	pthread_t th;
+	char path[96];
+
+	mark("start");
+	move_to(a);
+	mark("in-a");
+	move_to(b);
+	mark("in-b");
+	move_to(a);
+	mark("back-in-a");
+	/* the test moves this process to B, then C, while it is stopped */
+	kill(getpid(), SIGSTOP);
+	mark("moved-while-stopped");
+
+	prctl(PR_SET_NAME, "kl-renamed");
+	mark("renamed");
+	/* a sibling thread renamed from here, through /proc */
+	if (pipe(thr_gate) || pthread_create(&th, NULL, named_thread, NULL))
+		die("thread");
+	while (!__atomic_load_n(&thr_tid, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	usleep(50000); /* it has cached its identity (thread-before) */
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)thr_tid);
+	{
+		int fd = open(path, O_WRONLY);
+
+		if (fd < 0 || write(fd, "kl-thr-named", 12) != 12)
+			die("rename the thread");
+		close(fd);
+	}
+	if (write(thr_gate[1], "g", 1) != 1 || pthread_join(th, NULL))
+		die("thread gate");
+
+	/* reparenting: a grandchild whose parent exits moves to this subreaper */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	if (pipe(fds))
+		die("pipe");
+	mid = fork();
+	if (mid == 0) {
+		g = fork();
+		if (g == 0) {
+			char c, step[64];
+			pid_t first = getppid();
+
+			close(fds[1]);
+			mark("orphan-before");
+			if (read(fds[0], &c, 1) != 0) /* EOF: the middle process is gone */
+				_exit(1);
+			while (getppid() == first)
+				usleep(1000);
+			snprintf(step, sizeof(step), "orphan-after-%d", (int)getppid());
+			mark(step);
+			_exit(0);
+		}
+		usleep(50000); /* let the grandchild cache its parent */
+		_exit(0);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	while (wait(&status) > 0) {
+	}
+
+	if (setresgid(4321, 4321, 4321) || setresuid(4321, 4321, 4321))
+		die("setresuid");
+	mark("uid");
+	R("pid=%d", (int)getpid());
+	flush_report();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "seq"))
@@ -280,6 +397,8 @@ int main(int argc, char **argv)
 		return do_mix(atol(argv[2]));
 	if (argc >= 4 && !strcmp(argv[1], "storm"))
 		return do_storm(atol(argv[2]), argv[3]);
+	if (argc >= 4 && !strcmp(argv[1], "ident"))
+		return do_ident(argv[2], argv[3]);
 	fprintf(stderr, "usage: kl-workload seq DIR | loop N [PATH] | orc N [PATH] | mix N | storm N CGROUP_PROCS\n");
 	return 2;
 }
