@@ -91,7 +91,7 @@ struct kc_opts {
 	bool force_tracepoint;          /* use tp/ even when raw_tp works */
 	uint32_t drain_ms;              /* timer drain period (default 5) */
 	uint32_t reorder_ms;            /* reorder window (default 10) */
-	uint32_t bpf_ring_kb;           /* per category ring (default 8192 bulk, 2048 others) */
+	uint32_t bpf_ring_kb;           /* every category's BPF ring, a power of two (default 4096) */
 	uint32_t high_pct, low_pct;     /* downgrade water marks (default 50 / 20) */
 	uint32_t shed_max;              /* highest downgrade level allowed (default KL_SHED__MAX) */
 	bool no_shed;                   /* never downgrade (exact-count tests) */

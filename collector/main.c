@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <kloudlens/stage.h>
+
 #include "collector.h"
 
 static struct kc *g_kc;
@@ -105,7 +107,10 @@ int main(int argc, char **argv)
 		case OPT_JSON: json = true; break;
 		case OPT_DIR: o.dir = optarg; break;
 		case OPT_RING: o.ring = optarg; break;
-		case OPT_CAP: o.ring_capacity = strtoull(optarg, NULL, 0); break;
+		case OPT_CAP:
+			if (kl_parse_u64(optarg, 1, &o.ring_capacity))
+				return kl_stage_bad_value("kl-collector", lo, opt, optarg);
+			break;
 		case OPT_SYSCALLS: o.syscalls = optarg; break;
 		case OPT_CGROUP:
 			if (o.ncgroups == 16 || parse_cgroup(optarg, &o.cgroups[o.ncgroups])) {
@@ -117,30 +122,56 @@ int main(int argc, char **argv)
 		case OPT_PIDNS:
 			if (o.npidns == 16)
 				return 2;
-			o.pidns[o.npidns++] = strtoul(optarg, NULL, 0);
+			if (kl_parse_u32(optarg, &o.pidns[o.npidns]))
+				return kl_stage_bad_value("kl-collector", lo, opt, optarg);
+			o.npidns++;
 			break;
 		case OPT_CONT: o.containers_only = true; break;
 		case OPT_EXCL:
 			if (o.nexclude == 16)
 				return 2;
-			o.exclude_pids[o.nexclude++] = strtoul(optarg, NULL, 0);
+			if (kl_parse_u32(optarg, &o.exclude_pids[o.nexclude]))
+				return kl_stage_bad_value("kl-collector", lo, opt, optarg);
+			o.nexclude++;
 			break;
 		case OPT_NODNS: o.no_dns = true; break;
 		case OPT_NOBOOT: o.no_bootstrap = true; break;
 		case OPT_NOCTR: o.no_containers = true; break;
 		case OPT_NOCAPS: o.no_drop_caps = true; break;
 		case OPT_TP: o.force_tracepoint = true; break;
-		case OPT_DRAIN: o.drain_ms = strtoul(optarg, NULL, 0); break;
-		case OPT_REORDER: o.reorder_ms = strtoul(optarg, NULL, 0); break;
-		case OPT_RINGKB: o.bpf_ring_kb = strtoul(optarg, NULL, 0); break;
+		case OPT_DRAIN:
+		case OPT_REORDER:
+		case OPT_SHEDMAX:
+		case OPT_HIGH:
+		case OPT_LOW: {
+			uint32_t v;
+
+			if (kl_parse_u32(optarg, &v) || (opt == OPT_HIGH || opt == OPT_LOW ? v > 100 : 0) ||
+			    (opt == OPT_SHEDMAX && v > KL_SHED__MAX))
+				return kl_stage_bad_value("kl-collector", lo, opt, optarg);
+			*(opt == OPT_DRAIN ? &o.drain_ms : opt == OPT_REORDER ? &o.reorder_ms :
+			  opt == OPT_SHEDMAX ? &o.shed_max : opt == OPT_HIGH ? &o.high_pct : &o.low_pct) = v;
+			break;
+		}
+		case OPT_RINGKB:
+			/* a BPF ring is a power of two of pages: libbpf would round up silently */
+			if (kl_parse_u32(optarg, &o.bpf_ring_kb) || o.bpf_ring_kb < 4 || o.bpf_ring_kb > (1u << 20) ||
+			    (o.bpf_ring_kb & (o.bpf_ring_kb - 1)))
+				return kl_stage_bad_value("kl-collector", lo, opt, optarg);
+			break;
 		case OPT_READY: ready = optarg; break;
-		case OPT_DURATION: duration = strtod(optarg, NULL); break;
+		case OPT_DURATION: {
+			char *end;
+
+			errno = 0;
+			duration = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(duration >= 0))
+				return kl_stage_bad_value("kl-collector", lo, opt, optarg);
+			break;
+		}
 		case OPT_VERBOSE: verbose = 1; break;
 		case OPT_NOSELF: o.no_self_exclude = true; break;
 		case OPT_NOSHED: o.no_shed = true; break;
-		case OPT_SHEDMAX: o.shed_max = strtoul(optarg, NULL, 0); break;
-		case OPT_HIGH: o.high_pct = strtoul(optarg, NULL, 0); break;
-		case OPT_LOW: o.low_pct = strtoul(optarg, NULL, 0); break;
 		case OPT_FILTER: o.filter_path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

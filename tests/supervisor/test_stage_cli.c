@@ -45,6 +45,16 @@ Test(stage_cli, bad_numbers_are_refused_by_name)
 		{ "baselined/kl-baselined", "--min-samples many", "--min-samples: bad value \\\"many\\\"" },
 		{ "baselined/kl-baselined", "--window 5q", "--window: bad value \\\"5q\\\"" },
 		{ "baselined/kl-baselined", "--categories exec,smell", "--categories: bad value \\\"exec,smell\\\"" },
+#ifdef HAVE_KL_COLLECTOR
+		/* kl-collector: libbpf rounded a ring size up, and strtoul read "5ms" as 5 */
+		{ "collector/kl-collector", "--ring-kb 3000", "--ring-kb: bad value \\\"3000\\\"" },
+		{ "collector/kl-collector", "--ring-kb 64k", "--ring-kb: bad value \\\"64k\\\"" },
+		{ "collector/kl-collector", "--drain-ms 5ms", "--drain-ms: bad value \\\"5ms\\\"" },
+		{ "collector/kl-collector", "--high 150", "--high: bad value \\\"150\\\"" },
+		{ "collector/kl-collector", "--shed-max 9", "--shed-max: bad value \\\"9\\\"" },
+		{ "collector/kl-collector", "--capacity 1G", "--capacity: bad value \\\"1G\\\"" },
+		{ "collector/kl-collector", "--duration soon", "--duration: bad value \\\"soon\\\"" },
+#endif
 	};
 	char out[4096];
 
