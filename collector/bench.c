@@ -106,6 +106,7 @@ struct result {
 	double bpf_ns_per_event;   /* added wall time per event vs untraced */
 	double prog_ns_per_event;  /* BPF run time (bpf_stats) per record delivered, node-wide */
 	double side_floor_ns_per_event; /* kl only: the floor probe attached in the same loop */
+	double side_pair_ns_per_event;  /* kl only: the paired floor, same loop */
 };
 
 static char self_exe[PATH_MAX];
@@ -356,10 +357,14 @@ static void median_result(struct result *out, struct result *runs, int n)
 	MEDIAN_OF(bpf_ns_per_event);
 	MEDIAN_OF(prog_ns_per_event);
 	MEDIAN_OF(side_floor_ns_per_event);
+	MEDIAN_OF(side_pair_ns_per_event);
 #undef MEDIAN_OF
 }
 
 /* ---- the floor: reserve + submit of a fixed record, drained on a timer ---- */
+
+#define FLOOR_PLAIN 1   /* floor_exit: reserve+submit at exit */
+#define FLOOR_PAIRED 2  /* floor_pair_*: the same, paired with a timestamp kept at entry */
 
 struct floor_run {
 	struct floor_bpf *skel;
@@ -367,7 +372,8 @@ struct floor_run {
 	pthread_t th;
 	bool running;
 	atomic_bool stop;
-	uint64_t n;          /* records drained */
+	uint64_t n;          /* records drained (FLOOR_PLAIN) */
+	uint64_t npair;      /* records drained (FLOOR_PAIRED) */
 };
 
 static int floor_cb(void *ctx, void *data, size_t size)
@@ -388,21 +394,25 @@ static void *floor_main(void *arg)
 	return NULL;
 }
 
-/* Load and attach the floor probe, tracing nobody until floor_target(). */
-static int floor_start(struct floor_run *f)
+/* Load and attach the floor probes of @mode, tracing nobody until floor_target(). */
+static int floor_start(struct floor_run *f, int mode)
 {
+	uint32_t rsz = (ring_kb ? ring_kb : 4096) * 1024u;
 	int err;
 
 	memset(f, 0, sizeof(*f));
 	f->skel = floor_bpf__open();
 	if (!f->skel)
 		return -errno;
+	bpf_program__set_autoload(f->skel->progs.floor_exit, mode & FLOOR_PLAIN);
+	bpf_program__set_autoload(f->skel->progs.floor_pair_enter, mode & FLOOR_PAIRED);
+	bpf_program__set_autoload(f->skel->progs.floor_pair_exit, mode & FLOOR_PAIRED);
 	/* the same ring size as kl's: a ring's size is its writer's working set (cache, TLB) */
-	if (bpf_map__set_max_entries(f->skel->maps.floor_rb, (ring_kb ? ring_kb : 4096) * 1024u) ||
+	if (bpf_map__set_max_entries(f->skel->maps.floor_rb, rsz) || bpf_map__set_max_entries(f->skel->maps.pair_rb, rsz) ||
 	    floor_bpf__load(f->skel) || floor_bpf__attach(f->skel))
 		goto fail;
 	f->rb = ring_buffer__new(bpf_map__fd(f->skel->maps.floor_rb), floor_cb, &f->n, NULL);
-	if (!f->rb)
+	if (!f->rb || ring_buffer__add(f->rb, bpf_map__fd(f->skel->maps.pair_rb), floor_cb, &f->npair))
 		goto fail;
 	err = pthread_create(&f->th, NULL, floor_main, f);
 	if (err) {
@@ -449,7 +459,7 @@ static void bench_floor(struct result *r, long n, uint64_t base)
 	int err;
 
 	r->name = "floor probe";
-	err = floor_start(&f);
+	err = floor_start(&f, FLOOR_PLAIN);
 	if (err) {
 		snprintf(r->why, sizeof(r->why), "floor probe: %s", strerror(-err));
 		return;
@@ -587,18 +597,20 @@ static void bench_kl(struct result *r, long n, uint64_t base, struct floor_run *
 	 * caches and the same neighbours, so their ratio does not depend on
 	 * what the shared machine did between two runs.
 	 */
-	if (side && floor_start(side))
+	if (side && floor_start(side, FLOOR_PLAIN | FLOOR_PAIRED))
 		side = NULL;
 	rt0 = prog_runtime("kl_");
 	{
 		struct prog_snap before, after;
-		uint64_t f0 = side ? prog_runtime("floor_") : 0, f1;
+		uint64_t f0 = side ? prog_runtime("floor_exit") : 0, f1;
+		uint64_t p0 = side ? prog_runtime("floor_pair") : 0, p1;
 
 		prog_snapshot("kl_", &before);
 		cpu0 = proc_cpu_ns(cp);
 		err = run_loop_gated(n, storm ? "--storm-loop" : "--loop", &ns, side ? floor_armed : NULL, side);
 		rt1 = prog_runtime("kl_");
-		f1 = side ? prog_runtime("floor_") : 0;
+		f1 = side ? prog_runtime("floor_exit") : 0;
+		p1 = side ? prog_runtime("floor_pair") : 0;
 		prog_snapshot("kl_", &after);
 		if (!side && !storm)
 			prog_delta(&before, &after);
@@ -606,6 +618,8 @@ static void bench_kl(struct result *r, long n, uint64_t base, struct floor_run *
 			floor_stop(side);
 			if (side->n)
 				r->side_floor_ns_per_event = (double)(f1 - f0) / side->n;
+			if (side->npair)
+				r->side_pair_ns_per_event = (double)(p1 - p0) / side->npair;
 		}
 	}
 	/* the reorder window, a drain tick, and the loss report after it */
@@ -757,7 +771,7 @@ int main(int argc, char **argv)
 	struct storm_res storm_st[15];
 	int nstorm = 0, nstorm_plain = 0;
 	struct result same = { 0 };  /* kl with the floor attached to the same loop */
-	double same_ratio[15];
+	double same_ratio[15], pair_ratio[15], kl_pair_ratio[15];
 	int nsame = 0;
 	const char *only = NULL;
 	bool json = false;
@@ -851,8 +865,11 @@ int main(int argc, char **argv)
 				bench_kl(&same_r[i], n, (uint64_t)none_r[i].ns_per_iter, &f, NULL);
 				same_ratio[nsame] = same_r[i].side_floor_ns_per_event > 0
 					? same_r[i].prog_ns_per_event / same_r[i].side_floor_ns_per_event : 0;
-				if (same_ratio[nsame] > 0)
+				if (same_ratio[nsame] > 0 && same_r[i].side_pair_ns_per_event > 0) {
+					pair_ratio[nsame] = same_r[i].side_pair_ns_per_event / same_r[i].side_floor_ns_per_event;
+					kl_pair_ratio[nsame] = same_r[i].prog_ns_per_event / same_r[i].side_pair_ns_per_event;
 					nsame++;
+				}
 			}
 		}
 		median_result(&res[nr++], none_r, (int)repeat);
@@ -864,6 +881,8 @@ int main(int argc, char **argv)
 		if (nsame) {
 			median_result(&same, same_r, (int)repeat);
 			qsort(same_ratio, nsame, sizeof(same_ratio[0]), cmp_double);
+			qsort(pair_ratio, nsame, sizeof(pair_ratio[0]), cmp_double);
+			qsort(kl_pair_ratio, nsame, sizeof(kl_pair_ratio[0]), cmp_double);
 		}
 	}
 	if (WANT("bpftrace"))
@@ -940,8 +959,10 @@ int main(int argc, char **argv)
 		printf("],\"bpf_vs_floor\":%.3f", floor_bpf > 0 ? kl_bpf / floor_bpf : 0.0);
 		if (nsame)
 			printf(",\"same_loop\":{\"kl_bpf_ns_per_event\":%.1f,\"floor_bpf_ns_per_event\":%.1f,"
-			       "\"bpf_vs_floor\":%.3f}",
-			       same.prog_ns_per_event, same.side_floor_ns_per_event, same_ratio[nsame / 2]);
+			       "\"bpf_vs_floor\":%.3f,\"paired_floor_bpf_ns_per_event\":%.1f,"
+			       "\"paired_floor_vs_floor\":%.3f,\"bpf_vs_paired_floor\":%.3f}",
+			       same.prog_ns_per_event, same.side_floor_ns_per_event, same_ratio[nsame / 2],
+			       same.side_pair_ns_per_event, pair_ratio[nsame / 2], kl_pair_ratio[nsame / 2]);
 		if (nstorm)
 			printf(",\"storm\":{\"iterations\":%ld,\"syscalls_per_iteration\":3,\"untraced_per_s\":%.0f,"
 			       "\"kl_per_s\":%.0f,\"ratio\":%.3f,\"captured\":[%llu,%llu,%llu],\"counted_lost\":[%llu,%llu,%llu],"
@@ -992,9 +1013,12 @@ int main(int argc, char **argv)
 		       (unsigned long long)storm_med.lost[1], (unsigned long long)storm_med.lost[2],
 		       (unsigned long long)storm_missing);
 	}
-	if (nsame)
+	if (nsame) {
 		printf("BPF side, floor attached to the same loop: kl %.0f ns vs floor %.0f ns = %.2fx the floor\n",
 		       same.prog_ns_per_event, same.side_floor_ns_per_event, same_ratio[nsame / 2]);
+		printf("  paired floor (timestamp at entry, record at exit) %.0f ns = %.2fx the floor; kl = %.2fx the paired floor\n",
+		       same.side_pair_ns_per_event, pair_ratio[nsame / 2], kl_pair_ratio[nsame / 2]);
+	}
 	for (int i = 0; i < kl_progs.n; i++)
 		if (kl_progs.p[i].cnt)
 			printf("  %-16s %10llu runs %8.1f ns/run\n", kl_progs.p[i].name,
