@@ -54,6 +54,8 @@ static const struct key keys[] = {
 	STR("show", show, "what to print in the terminal: intents | events | none"),
 	STR("collector.syscalls", syscalls, "comma-separated syscall names to trace (empty: all)"),
 	BOOL("collector.containers_only", containers_only, "trace only processes in containers"),
+	U32("collector.bpf_ring_kb", bpf_ring_kb, "KiB of each of the collector's eight BPF rings, a power of two "
+	    "(0: 4096); larger absorbs longer bursts, at a cost per record"),
 	U32("restart.backoff_initial_ms", backoff_initial_ms, "first restart delay of a crashed stage"),
 	U32("restart.backoff_max_ms", backoff_max_ms, "longest restart delay"),
 	U32("stop_timeout_ms", stop_timeout_ms, "how long a stage may take to drain on stop"),
@@ -121,6 +123,10 @@ int kl_config_check(const struct kl_config *c, char *err, size_t n)
 	}
 	if (!is_pow2(c->raw_capacity) || !is_pow2(c->ring_capacity)) {
 		snprintf(err, n, "rings: capacities must be powers of two of at least 4096 bytes");
+		return -EINVAL;
+	}
+	if (c->bpf_ring_kb && (c->bpf_ring_kb < 4 || c->bpf_ring_kb > (1u << 20) || (c->bpf_ring_kb & (c->bpf_ring_kb - 1)))) {
+		snprintf(err, n, "collector.bpf_ring_kb: must be a power of two from 4 to 1048576, got %u", c->bpf_ring_kb);
 		return -EINVAL;
 	}
 	if (c->rings_dir[0] != '/' || c->state_dir[0] != '/' || c->cp_dir[0] != '/') {

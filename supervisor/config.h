@@ -33,6 +33,7 @@ struct kl_config {
 	char show[16];                  /* intents | events | none */
 	char syscalls[KL_CFG_STR];      /* collector syscall filter; empty = all */
 	bool containers_only;
+	uint32_t bpf_ring_kb;           /* every BPF ring of the collector, KiB (0: its default, 4096) */
 	uint32_t backoff_initial_ms;
 	uint32_t backoff_max_ms;
 	uint32_t stop_timeout_ms;

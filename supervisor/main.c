@@ -235,6 +235,10 @@ static int build_args(enum kl_stage id, char **argv, char bufs[][KL_CFG_STR + 32
 		}
 		if (cfg.containers_only)
 			ARG("--containers-only");
+		if (cfg.bpf_ring_kb) {
+			ARG("--ring-kb");
+			ARG("%u", cfg.bpf_ring_kb);
+		}
 		if (cp) {
 			ARG("--filter");
 			ARG("%s", filter_path);

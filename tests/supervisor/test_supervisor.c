@@ -72,7 +72,7 @@ Test(config, loads_nested_keys_and_lists)
 				   "rings:\n  dir: /dev/shm/kl-x\n  capacity: 1048576\n"
 				   "exporter:\n  subscribe: tcp://127.0.0.1:9181\n"
 				   "stages: [collector, enricher]\n"
-				   "collector:\n  containers_only: true\n");
+				   "collector:\n  containers_only: true\n  bpf_ring_kb: 16384\n");
 	cr_assert_eq(kl_config_load(&c, p, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(c.rings_dir, "/dev/shm/kl-x");
 	cr_assert_eq(c.ring_capacity, 1048576);
@@ -80,6 +80,7 @@ Test(config, loads_nested_keys_and_lists)
 	cr_assert(c.stage_enabled[KL_STAGE_ENRICHER]);
 	cr_assert_not(c.stage_enabled[KL_STAGE_EXPORTER]);
 	cr_assert(c.containers_only);
+	cr_assert_eq(c.bpf_ring_kb, 16384);
 	cr_assert_str_eq(c.admin, "tcp://127.0.0.1:8180", "untouched keys keep their defaults");
 }
 
@@ -111,6 +112,8 @@ Test(config, errors_name_file_line_column_and_key)
 	expect_error("collector:\n  containers_only: maybe\n", ":2:20: collector.containers_only: expected true or false, got 'maybe'");
 	expect_error("stages: [enricher]\n", ": stages: the collector cannot be left out (nothing else has input)");
 	expect_error("rings:\n  capacity: 5000\n", ": rings: capacities must be powers of two of at least 4096 bytes");
+	expect_error("collector:\n  bpf_ring_kb: 3000\n",
+		     ": collector.bpf_ring_kb: must be a power of two from 4 to 1048576, got 3000");
 }
 
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -155,14 +158,14 @@ Test(config, print_config_round_trips)
 	cr_assert_eq(run("%s --set nosuch=1 --print-config 2>/dev/null", bin()), 2);
 }
 
-/* Stand-in stages: shell scripts that log their starts and wait for SIGTERM. */
+/* Stand-in stages: shell scripts that log their starts (pid, uid, arguments) and wait for SIGTERM. */
 static void fake_stage(const char *name, const char *log)
 {
 	char path[300];
 	snprintf(path, sizeof(path), "%s/bin/%s", dir, name);
 	FILE *f = fopen(path, "w");
 	cr_assert_not_null(f);
-	fprintf(f, "#!/bin/sh\necho \"start $$ $(id -u)\" >> %s/%s.log\n"
+	fprintf(f, "#!/bin/sh\necho \"start $$ $(id -u) $*\" >> %s/%s.log\n"
 		   "trap 'echo stop >> %s/%s.log; exit 0' TERM\nwhile :; do sleep 0.05; done\n",
 		dir, log, dir, log);
 	fclose(f);
@@ -216,12 +219,22 @@ Test(supervise, restarts_a_crashed_stage_and_stops_in_order)
 		execl(bin(), bin(), "--bin-dir", bindir, "--rings-dir", rings, "--state-dir", state, "--show", "none",
 		      "--stages", "collector,enricher", "--set", "rings.capacity=1048576",
 		      "--set", "rings.raw_capacity=1048576", "--set", "restart.backoff_initial_ms=100",
-		      (char *)NULL);
+		      "--set", "collector.bpf_ring_kb=16384", (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100 && (count_lines("enricher", "start") < 1 || count_lines("collector", "start") < 1); i++)
 		usleep(50000);
 	cr_assert_eq(count_lines("collector", "start"), 1);
+	{
+		char path[300], line[1024] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/collector.log", dir);
+		f = fopen(path, "r");
+		cr_assert(f && fgets(line, sizeof(line), f));
+		fclose(f);
+		cr_assert(strstr(line, " --ring-kb 16384"), "collector.bpf_ring_kb reaches the collector: %s", line);
+	}
 	cr_assert_eq(count_lines("enricher", "start"), 1);
 	struct stat st;
 	char ring[300];
