@@ -601,7 +601,13 @@ static __always_inline int on_enter(__u64 id, __u64 a0, __u64 a1, __u64 a2, __u6
 	return 0;
 }
 
-static __always_inline int on_exit(long ret)
+/*
+ * @sysno: the number of the call returning (-1 if unknown). A call that
+ * may change the cached identity (setns, unshare, ...) drops the cache
+ * even when it was not captured: left out by --syscalls, a filter or the
+ * downgrade, it still moved the task to another namespace.
+ */
+static __always_inline int on_exit(long sysno, long ret)
 {
 	const volatile struct kl_sc_cfg *c;
 	struct kl_pending *p;
@@ -609,8 +615,13 @@ static __always_inline int on_exit(long ret)
 	__u64 now, *a;
 
 	p = pending_cur();
-	if (!p || p->state != PEND_INFLIGHT)
+	if (!p)
 		return 0;
+	if (p->state != PEND_INFLIGHT) {
+		if (sysno >= 0 && sysno < KL_NR_MAX && sc_cfg[sysno].refresh)
+			p->cached = 0;
+		return 0;
+	}
 	p->state = PEND_IDLE;
 	now = bpf_ktime_get_ns();
 	p->rec.ret = ret;
@@ -676,7 +687,11 @@ int kl_raw_enter(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tp/sys_exit")
 int kl_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	return on_exit((long)ctx->args[1]);
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = -1;
+
+	bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+	return on_exit(nr, (long)ctx->args[1]);
 }
 
 /*
@@ -698,9 +713,10 @@ int BPF_PROG(kl_btf_exit, struct pt_regs *regs, long ret)
 {
 	long nr = regs->orig_ax;
 
-	if (nr < 0 || nr >= KL_NR_MAX || !sc_cfg[nr].traced)
+	/* untraced calls are rejected by number, but for those that drop the identity cache */
+	if (nr < 0 || nr >= KL_NR_MAX || !(sc_cfg[nr].traced || sc_cfg[nr].refresh))
 		return 0;
-	return on_exit(ret);
+	return on_exit(nr, ret);
 }
 
 SEC("tp/raw_syscalls/sys_enter")
@@ -717,7 +733,7 @@ int kl_tp_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tp/raw_syscalls/sys_exit")
 int kl_tp_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(ctx->id, ctx->ret);
 }
 
 /*

@@ -161,5 +161,13 @@ int kc_syscall_table(struct kl_sc_cfg *cfg, const char *only)
 		if (*p == ',')
 			p++;
 	}
+	/*
+	 * Calls that change what the sensor caches per task (namespaces at
+	 * setns/unshare, everything at exec) drop the cache at their exit
+	 * even when they are not traced (cfg.traced 0, refresh 1).
+	 */
+	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
+		if (defs[i].nr < KL_NR_MAX && defs[i].cfg.refresh)
+			cfg[defs[i].nr].refresh = 1;
 	return 0;
 }

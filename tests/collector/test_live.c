@@ -1089,3 +1089,61 @@ Test(live, collector_bench_smoke, .timeout = 300)
 	}
 	json_decref(j);
 }
+
+/*
+ * The namespaces are cached per task and dropped at the exit of the calls
+ * that change them, traced or not: with --syscalls openat, the unshare
+ * between two opens is not captured, yet the second open must carry the
+ * new mount namespace (it carried the old one until the exit programs
+ * looked at untraced calls).
+ */
+Test(live, untraced_unshare_still_refreshes_namespaces, .timeout = 60)
+{
+	char dir[128], out[256], b[64];
+	const char *extra[] = { "--no-bootstrap", "--no-dns", "--syscalls", "openat", NULL };
+	struct store s = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	const struct kl_syscall *before = NULL, *after = NULL;
+	unsigned long mb = 0, ma = 0;
+	struct kh_collector k;
+	struct kh_reader *rd = NULL;
+	struct kh_proc w;
+	int err, status;
+
+	cr_assert_eq(kh_tmpdir(dir, sizeof(dir), "unshare"), 0);
+	err = kh_start_collector(&k, dir, extra);
+	LIVE_OR_SKIP(err, "start kl-collector");
+	cr_assert_eq(kh_reader_start(&rd, dir, store_cb, &s), 0);
+	{
+		char *argv[] = { (char *)kh_bin("tests/collector/kl-workload"), "unshare", NULL };
+
+		cr_assert_eq(kh_spawn(&w, argv), 0);
+	}
+	atomic_store(&s.root, w.pid);
+	kh_go(&w);
+	status = kh_wait(&w, out, sizeof(out));
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", out);
+	cr_assert(wait_flag(&s.root_exited, 10000));
+	usleep(100000);
+	kh_reader_stop(rd, NULL, NULL);
+	kh_stop_collector(&k);
+	cr_assert_eq(sscanf(out, "before=%lu after=%lu", &mb, &ma), 2, "%s", out);
+	cr_assert_neq(mb, ma);
+	for (size_t i = 0; i < s.n; i++) {
+		const struct kl_syscall *sc = sc_at(&s, i);
+		const char *path;
+
+		if (!sc || sc->ev.pid != (uint32_t)w.pid)
+			continue;
+		cr_assert_neq(sc->nr, __NR_unshare, "unshare is not traced here");
+		path = kh_field(KL_REC_SYSCALL, sc, s.v[i].len, KL_F_PATH, b, sizeof(b), NULL);
+		if (!strcmp(path, "/kl-ns/before"))
+			before = sc;
+		if (!strcmp(path, "/kl-ns/after"))
+			after = sc;
+	}
+	cr_assert(before && after, "both marks");
+	cr_assert_eq(before->ev.mnt_ns, mb);
+	cr_assert_eq(after->ev.mnt_ns, ma, "mnt_ns after an untraced unshare: %u, expected %lu", after->ev.mnt_ns, ma);
+	store_free(&s);
+	kh_rmdir(dir);
+}

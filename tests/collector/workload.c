@@ -9,6 +9,8 @@
  *   orc N [PATH]       N x open+read+close
  *   mix N              deterministic mixed workload (strace comparison)
  *   storm N CGROUPDIR  move into CGROUPDIR, then N x {read,close,sendto}(-1)
+ *   unshare            openat("/kl-ns/before"), unshare(CLONE_NEWNS), openat("/kl-ns/after");
+ *                      prints both mount namespace inodes
  *   ident A B C        identity changes between calls: cgroup moves (its own,
  *                      and A->B->C by the test while it is stopped), comm
  *                      (its own, and a sibling thread's via /proc), reparenting,
@@ -21,7 +23,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +387,29 @@ static int do_ident(const char *a, const char *b)
 	return 0;
 }
 
+static unsigned long mnt_ino(void)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/mnt", &st))
+		die("stat /proc/self/ns/mnt");
+	return (unsigned long)st.st_ino;
+}
+
+static int do_unshare(void)
+{
+	unsigned long before = mnt_ino(), after;
+
+	syscall(SYS_openat, AT_FDCWD, "/kl-ns/before", O_RDONLY);
+	if (unshare(CLONE_NEWNS))
+		die("unshare");
+	after = mnt_ino();
+	syscall(SYS_openat, AT_FDCWD, "/kl-ns/after", O_RDONLY);
+	R("before=%lu after=%lu", before, after);
+	flush_report();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "seq"))
@@ -397,6 +424,8 @@ int main(int argc, char **argv)
 		return do_mix(atol(argv[2]));
 	if (argc >= 4 && !strcmp(argv[1], "storm"))
 		return do_storm(atol(argv[2]), argv[3]);
+	if (argc >= 2 && !strcmp(argv[1], "unshare"))
+		return do_unshare();
 	if (argc >= 4 && !strcmp(argv[1], "ident"))
 		return do_ident(argv[2], argv[3]);
 	fprintf(stderr, "usage: kl-workload seq DIR | loop N [PATH] | orc N [PATH] | mix N | storm N CGROUP_PROCS\n");
