@@ -109,6 +109,19 @@ struct result {
 	double side_pair_ns_per_event;  /* kl only: the paired floor, same loop */
 };
 
+/* One loop run's outcome: the time of @n iterations, or why there is none (@err < 0). Return: @err == 0. */
+static bool loop_result(struct result *r, long n, uint64_t ns, int err, const char *what)
+{
+	if (err) {
+		snprintf(r->why, sizeof(r->why), "%s: %s", what, strerror(-err));
+		return false;
+	}
+	r->ok = true;
+	r->iters = n;
+	r->ns_per_iter = (double)ns / n;
+	return true;
+}
+
 static char self_exe[PATH_MAX];
 /* --ring-kb: kl-collector's BPF rings and the floor's, the same size (0: kl-collector's default, 4 MiB) */
 static long ring_kb;
@@ -468,13 +481,8 @@ static void bench_floor(struct result *r, long n, uint64_t base)
 	err = run_loop_gated(n, "--loop", &ns, floor_armed, &f);
 	rt1 = prog_runtime("floor_");
 	floor_stop(&f);
-	if (err) {
-		snprintf(r->why, sizeof(r->why), "loop: %s", strerror(-err));
+	if (!loop_result(r, n, ns, err, "loop"))
 		return;
-	}
-	r->ok = true;
-	r->iters = n;
-	r->ns_per_iter = (double)ns / n;
 	r->events = f.n;
 	r->bpf_ns_per_event = ((double)ns - (double)base * n) / (3.0 * n);
 	if (f.n)
@@ -628,13 +636,8 @@ static void bench_kl(struct result *r, long n, uint64_t base, struct floor_run *
 	all1 = k.all;
 	atomic_store(&k.stop, true);
 	pthread_join(th, NULL);
-	if (err) {
-		snprintf(r->why, sizeof(r->why), "loop: %s", strerror(-err));
+	if (!loop_result(r, n, ns, err, "loop"))
 		goto out_cons;
-	}
-	r->ok = true;
-	r->iters = n;
-	r->ns_per_iter = (double)ns / n;
 	r->events = k.n;
 	if (storm)
 		*storm = k.st;
@@ -718,13 +721,7 @@ static void bench_bpftrace(struct result *r, long n)
 	waitpid(bt, NULL, 0);
 	unlink(script);
 	unlink(log);
-	if (err) {
-		snprintf(r->why, sizeof(r->why), "loop: %s", strerror(-err));
-		return;
-	}
-	r->ok = true;
-	r->iters = n;
-	r->ns_per_iter = (double)ns / n;
+	loop_result(r, n, ns, err, "loop");
 }
 
 static void bench_wrapped(struct result *r, const char *name, char *const pre[], int npre, long n)
@@ -746,13 +743,7 @@ static void bench_wrapped(struct result *r, const char *name, char *const pre[],
 	argv[i++] = nb;
 	argv[i] = NULL;
 	err = run_cmd(argv, &ns);
-	if (err) {
-		snprintf(r->why, sizeof(r->why), "%s failed: %s", name, strerror(-err));
-		return;
-	}
-	r->ok = true;
-	r->iters = n;
-	r->ns_per_iter = (double)ns / n;
+	loop_result(r, n, ns, err, name);
 }
 
 int main(int argc, char **argv)

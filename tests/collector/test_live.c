@@ -818,33 +818,46 @@ Test(live, probe_json_and_caps_dropped, .timeout = 60)
 	kh_rmdir(dir);
 }
 
+/*
+ * kl-collector (--dir @dir, @extra) and a reader into @s around one run of
+ * kl-workload @mode, which must exit 0; its stdout in @out. Return: its pid.
+ */
+static pid_t run_workload(const char *dir, const char *const *extra, const char *mode, struct store *s, char *out,
+			  size_t olen)
+{
+	struct kh_collector k;
+	struct kh_reader *rd = NULL;
+	struct kh_proc w;
+	int err, status;
+
+	err = kh_start_collector(&k, dir, extra);
+	LIVE_OR_SKIP(err, "start kl-collector");
+	cr_assert_eq(kh_reader_start(&rd, dir, store_cb, s), 0);
+	{
+		char *argv[] = { (char *)kh_bin("tests/collector/kl-workload"), (char *)mode, NULL };
+
+		cr_assert_eq(kh_spawn(&w, argv), 0);
+	}
+	atomic_store(&s->root, w.pid);
+	kh_go(&w);
+	status = kh_wait(&w, out, olen);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %#x: %s", mode, status, out);
+	cr_assert(wait_flag(&s->root_exited, 10000));
+	usleep(100000);
+	kh_reader_stop(rd, NULL, NULL);
+	kh_stop_collector(&k);
+	return w.pid;
+}
+
 Test(live, killed_mid_call_leaves_nothing_dangling, .timeout = 60)
 {
 	char dir[128], out[256];
 	const char *extra[] = { "--no-bootstrap", "--no-dns", NULL };
 	struct store s = { .mu = PTHREAD_MUTEX_INITIALIZER };
-	struct kh_collector k;
-	struct kh_reader *rd = NULL;
-	struct kh_proc w;
-	int err, status, child = -1, rfd = -1, n = 0, exits = 0;
+	int child = -1, rfd = -1, n = 0, exits = 0;
 
 	cr_assert_eq(kh_tmpdir(dir, sizeof(dir), "killed"), 0);
-	err = kh_start_collector(&k, dir, extra);
-	LIVE_OR_SKIP(err, "start kl-collector");
-	cr_assert_eq(kh_reader_start(&rd, dir, store_cb, &s), 0);
-	{
-		char *argv[] = { (char *)kh_bin("tests/collector/kl-workload"), "killed", NULL };
-
-		cr_assert_eq(kh_spawn(&w, argv), 0);
-	}
-	atomic_store(&s.root, w.pid);
-	kh_go(&w);
-	status = kh_wait(&w, out, sizeof(out));
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", out);
-	cr_assert(wait_flag(&s.root_exited, 10000));
-	usleep(100000);
-	kh_reader_stop(rd, NULL, NULL);
-	kh_stop_collector(&k);
+	run_workload(dir, extra, "killed", &s, out, sizeof(out));
 	cr_assert_eq(sscanf(out, "child=%d rfd=%d", &child, &rfd), 2, "%s", out);
 	for (size_t i = 0; i < s.n; i++) {
 		const struct kl_syscall *sc = sc_at(&s, i);
@@ -1104,35 +1117,17 @@ Test(live, untraced_unshare_still_refreshes_namespaces, .timeout = 60)
 	struct store s = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	const struct kl_syscall *before = NULL, *after = NULL;
 	unsigned long mb = 0, ma = 0;
-	struct kh_collector k;
-	struct kh_reader *rd = NULL;
-	struct kh_proc w;
-	int err, status;
+	pid_t pid;
 
 	cr_assert_eq(kh_tmpdir(dir, sizeof(dir), "unshare"), 0);
-	err = kh_start_collector(&k, dir, extra);
-	LIVE_OR_SKIP(err, "start kl-collector");
-	cr_assert_eq(kh_reader_start(&rd, dir, store_cb, &s), 0);
-	{
-		char *argv[] = { (char *)kh_bin("tests/collector/kl-workload"), "unshare", NULL };
-
-		cr_assert_eq(kh_spawn(&w, argv), 0);
-	}
-	atomic_store(&s.root, w.pid);
-	kh_go(&w);
-	status = kh_wait(&w, out, sizeof(out));
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", out);
-	cr_assert(wait_flag(&s.root_exited, 10000));
-	usleep(100000);
-	kh_reader_stop(rd, NULL, NULL);
-	kh_stop_collector(&k);
+	pid = run_workload(dir, extra, "unshare", &s, out, sizeof(out));
 	cr_assert_eq(sscanf(out, "before=%lu after=%lu", &mb, &ma), 2, "%s", out);
 	cr_assert_neq(mb, ma);
 	for (size_t i = 0; i < s.n; i++) {
 		const struct kl_syscall *sc = sc_at(&s, i);
 		const char *path;
 
-		if (!sc || sc->ev.pid != (uint32_t)w.pid)
+		if (!sc || sc->ev.pid != (uint32_t)pid)
 			continue;
 		cr_assert_neq(sc->nr, __NR_unshare, "unshare is not traced here");
 		path = kh_field(KL_REC_SYSCALL, sc, s.v[i].len, KL_F_PATH, b, sizeof(b), NULL);
