@@ -44,11 +44,19 @@ static inline pid_t lt_spawn(char *const argv[])
 	return p;
 }
 
-/* Stop *@p with @sig, SIGKILL after 5 s, reap it; *@p = -1. No-op for <= 0. */
+/*
+ * Stop *@p with @sig, SIGKILL after 5 s, reap it; *@p = -1. No-op for <= 0
+ * and for a child that already exited (reaped here, never signalled: its
+ * pid may be someone else's by now).
+ */
 static inline void lt_stop(pid_t *p, int sig)
 {
 	if (*p <= 0)
 		return;
+	if (waitpid(*p, NULL, WNOHANG) != 0) {
+		*p = -1;
+		return;
+	}
 	kill(*p, sig);
 	for (int k = 0; k < 100 && waitpid(*p, NULL, WNOHANG) == 0; k++)
 		usleep(50000);

@@ -28,6 +28,7 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "controlplane.h"
+#include "../common/livetest.h"
 #include "kubewatch.h"
 
 #ifndef KL_SOURCE_ROOT
@@ -489,14 +490,7 @@ static void teardown(void)
 	char cmd[300];
 
 	/* a failed assertion left the supervisor running: stop it (it stops its stages) */
-	if (sup_pid > 0 && waitpid(sup_pid, NULL, WNOHANG) == 0) {
-		kill(sup_pid, SIGTERM);
-		for (int i = 0; i < 100 && waitpid(sup_pid, NULL, WNOHANG) == 0; i++)
-			usleep(50000);
-		kill(sup_pid, SIGKILL);
-		waitpid(sup_pid, NULL, 0);
-	}
-	sup_pid = -1;
+	lt_stop(&sup_pid, SIGTERM);
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 	if (system(cmd))
@@ -510,6 +504,16 @@ static uint64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Whether the watcher logged @s within @ms. */
+static bool wait_log(const char *s, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < end && !log_has(s))
+		usleep(20000);
+	return log_has(s);
 }
 
 static bool wait_file(const char *name, bool present, const char *contains, int ms)
@@ -684,18 +688,12 @@ Test(kubewatch, errors_are_named_and_survived)
 	F.bad_list = false;
 	F.cut_list = true;
 	pthread_mutex_unlock(&F.mu);
-	end = now_ms() + 5000;
-	while (now_ms() < end && !log_has("body: Protocol error"))
-		usleep(20000);
-	cr_assert(log_has("body: Protocol error"), "log:\n%s", logbuf);
+	cr_assert(wait_log("body: Protocol error", 5000), "log:\n%s", logbuf);
 	pthread_mutex_lock(&F.mu);
 	F.cut_list = false;
 	F.bad_chunk = true;
 	pthread_mutex_unlock(&F.mu);
-	end = now_ms() + 5000;
-	while (now_ms() < end && !log_has("watch: stream: Protocol error"))
-		usleep(20000);
-	cr_assert(log_has("watch: stream: Protocol error"), "log:\n%s", logbuf);
+	cr_assert(wait_log("watch: stream: Protocol error", 5000), "log:\n%s", logbuf);
 	/* fixed on the server side: picked up by the retry (backoff capped at 400 ms here) */
 	pthread_mutex_lock(&F.mu);
 	F.bad_chunk = false;

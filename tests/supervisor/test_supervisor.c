@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "../common/livetest.h"
 
 static char dir[128];
 static pid_t sup = -1;
@@ -34,14 +35,7 @@ static void teardown(void)
 
 	/* A failed assertion must not leave a supervisor (and its stages)
 	 * running: they would hold the test's output open until the timeout. */
-	if (sup > 0 && waitpid(sup, NULL, WNOHANG) == 0) {
-		kill(sup, SIGTERM);
-		for (int i = 0; i < 40 && waitpid(sup, NULL, WNOHANG) == 0; i++)
-			usleep(50000);
-		kill(sup, SIGKILL);
-		waitpid(sup, NULL, 0);
-	}
-	sup = -1;
+	lt_stop(&sup, SIGTERM);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd))
 		fprintf(stderr, "cleanup failed\n");
